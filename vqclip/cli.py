@@ -1,0 +1,100 @@
+"""`vqclip render|post|models|presets|doctor`: a thin layer over the library.
+
+Every handler imports its library module lazily, so `vqclip --help` stays instant and
+bad input becomes one line on stderr with exit code 2 (never a deep traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vqclip.errors import VqclipError
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from vqclip.render import render_cli
+
+    return render_cli(args.preset, out=args.out, overrides=args.set or [], resume=args.resume)
+
+
+def _cmd_post(args: argparse.Namespace) -> int:
+    from vqclip.post import post_cli
+
+    return post_cli(args.file, out=args.out, overrides=args.set or [])
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from vqclip.models import registry
+
+    if args.action == "download":
+        if not args.name:
+            raise VqclipError("models download: give a model NAME (see `vqclip models list`)")
+        for name in args.name:
+            registry.download_model(name, cache_dir=args.cache_dir, progress=True)
+        return 0
+    print(registry.format_model_table(cache_dir=args.cache_dir))
+    return 0
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    from vqclip.config import format_preset_table
+
+    print(format_preset_table())
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from vqclip.doctor import run_doctor
+
+    return run_doctor(skip_render=args.no_render)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for the `vqclip` command."""
+    parser = argparse.ArgumentParser(prog="vqclip", description="Words to short videos with VQGAN-CLIP.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("render", help="render frames and a draft video from a preset")
+    p.add_argument("preset", help="a preset YAML path or a bundled preset name (see `vqclip presets`)")
+    p.add_argument("-o", "--out", default=None, help="output folder (default: renders/<preset>)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. generation.seed=3")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted render in OUT")
+    p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("post", help="post-production: speed, fades, joins, titles, music, export")
+    p.add_argument("file", help="a post YAML file, or a render preset with a post: section")
+    p.add_argument("-o", "--out", default=None, help="output file (overrides post.output.path)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a post setting")
+    p.set_defaults(func=_cmd_post)
+
+    p = sub.add_parser("models", help="list or download the pretrained VQGAN checkpoints")
+    p.add_argument("action", nargs="?", choices=["list", "download"], default="list")
+    p.add_argument("name", nargs="*", help="model name(s) for download")
+    p.add_argument("--cache-dir", default=None, help="where models live (default $VQCLIP_CACHE or ~/.cache/vqclip)")
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("presets", help="list the bundled presets")
+    p.set_defaults(func=_cmd_presets)
+
+    p = sub.add_parser("doctor", help="check this machine: versions, GPU, ffmpeg, cache, hosts, a toy render")
+    p.add_argument("--no-render", action="store_true", help="skip the 2-second toy render")
+    p.set_defaults(func=_cmd_doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `vqclip` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except VqclipError as exc:
+        print(f"vqclip: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vqclip: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
