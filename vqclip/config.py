@@ -1,0 +1,621 @@
+"""Render settings: dataclasses, YAML presets, ``key.sub=value`` overrides and validation.
+
+A preset is a YAML file with the sections below (all optional; every default is explained beside
+it). Bundled presets live in the top-level ``presets/`` folder, shipped as the package
+``vqclip.presets``, and are found by name. Validation raises :class:`ConfigError` naming the key,
+the bad value and what is allowed; unknown keys get a did-you-mean. The names of the VQGAN-CLIP
+notebook (texts, width, height, model, images_interval, init_image, target_images, seed,
+max_iterations) are kept so its users find them: ``model`` is ``models.vqgan`` here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vqclip.errors import ConfigError
+
+__all__ = [
+    "RenderConfig", "PromptsConfig", "SceneConfig", "SizeConfig", "ModelsConfig", "PerceptorConfig",
+    "GenerationConfig", "AnimationConfig", "OutputConfig", "load_config", "config_to_dict", "config_hash",
+    "apply_override", "list_presets", "format_preset_table", "OPTIMIZERS", "PRECISIONS", "BORDER_MODES",
+]
+
+#: optimizer names accepted in ``generation.optimizer`` -> the torch.optim class they build.
+OPTIMIZERS = {
+    "adam": "Adam", "adamw": "AdamW", "adamax": "Adamax", "nadam": "NAdam", "radam": "RAdam",
+    "sgd": "SGD", "rmsprop": "RMSprop", "adagrad": "Adagrad",
+}
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+BORDER_MODES = ("reflect", "replicate", "zeros")
+DEFAULT_FRAMES = 24  # frames of a render without scenes when animation.frames is not given
+
+
+# ----------------------------------------------------------------------------------------------
+# The schema
+
+
+@dataclass
+class SceneConfig:
+    """One scene of a prompt timeline."""
+
+    texts: str | list[str] = ""  # this scene's prompts, "text:weight:stop" joined by "|"
+    target_images: str | list[str] = ""  # this scene's image prompts, "path:weight:stop" joined by "|"
+    frames: int = 12  # how many frames the scene lasts; its weight fades into the next scene's across them
+
+
+@dataclass
+class PromptsConfig:
+    """What the video shows."""
+
+    texts: str | list[str] = ""  # "text:weight:stop" joined by "|"; a negative weight pushes away; with scenes, acts on every frame (a style)
+    target_images: str | list[str] = ""  # image prompts "path:weight:stop" joined by "|", pulled toward like texts
+    init_image: str | None = None  # start the first frame from this picture instead of random codes
+    scenes: list[SceneConfig] = field(default_factory=list)  # a timeline; neighbouring scenes blend linearly (paper 000 eq. 1)
+
+
+@dataclass
+class SizeConfig:
+    """Frame size in pixels; any size works, the output is exactly this."""
+
+    width: int = 640  # the production paper's notebook setting (640x384 fits a 15 GB T4)
+    height: int = 384
+
+
+@dataclass
+class PerceptorConfig:
+    """One CLIP model that judges the frames, and how much its judgement counts."""
+
+    spec: str | dict = "ViT-B-32/openai"  # open_clip "ARCH/PRETRAINED", "toy", or {config|name, weights} local files
+    weight: float = 1.0  # this perceptor's share of the loss
+
+
+@dataclass
+class ModelsConfig:
+    """Which models to use and where they live."""
+
+    vqgan: str | dict = "imagenet_f16_16384"  # the paper's `model`: a registry name or {config: x.yaml, checkpoint: x.ckpt}
+    clip: list[PerceptorConfig] = field(default_factory=lambda: [PerceptorConfig()])  # one or more perceptors, losses summed by weight
+    cache_dir: str | None = None  # where downloaded models live; None = $VQCLIP_CACHE or ~/.cache/vqclip
+    download: bool = True  # fetch a missing registry checkpoint; false = local files only
+
+
+@dataclass
+class GenerationConfig:
+    """How each frame is optimized."""
+
+    engine: str = "vqgan"  # what is optimized: vqgan (a VQGAN latent); its options sit under generation.<engine>
+    seed: int = -1  # -1 draws a random seed, recorded in settings.yaml so the render can be repeated
+    iterations_first_frame: int = 200  # the first frame starts from noise, so it needs the most steps
+    iterations_per_frame: int = 30  # later frames start from the warped previous frame: a few steps suffice
+    max_iterations: int = -1  # a cap on steps over the whole render; -1 = no cap (until the frames are done or you stop it)
+    optimizer: str = "adam"  # one of OPTIMIZERS: adam, adamw, adamax, nadam, radam, sgd, rmsprop, adagrad
+    lr: float = 0.1  # step size; 0.1 is the VQGAN-CLIP notebooks' value for f16 models (0.15 suits gumbel)
+    reset_optimizer: bool = True  # a fresh optimizer each frame: the warped frame is a new problem
+    cutn: int = 32  # random crops of the frame per step, all through CLIP in one batch
+    cut_pow: float = 1.0  # crop size distribution: >1 favours small crops (detail), <1 large ones (composition)
+    augmentations: list[str] = field(default_factory=lambda: ["affine", "perspective", "jitter", "erasing"])  # see vqclip.cutouts.AUGMENTATIONS
+    stability_weight: float = 0.0  # L1 pull toward the warped previous frame (paper 000 eq. 2); 0 = off
+    precision: str = "auto"  # auto (bf16 or fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
+    device: str = "auto"  # auto (cuda if present) | cpu | cuda | cuda:N
+    engine_options: dict[str, Any] = field(default_factory=dict)  # engine name -> its Options; written as generation.<name>
+
+    @property
+    def options(self) -> Any:
+        """The selected engine's options dataclass."""
+        return self.engine_options[self.engine]
+
+
+@dataclass
+class AnimationConfig:
+    """How one frame becomes the start of the next: keyframe schedules, per frame."""
+
+    frames: int | None = None  # None = the scenes' total, or 24 without scenes
+    zoom: str = "0:(1.0)"  # scale per frame, >1 zooms in; "0:(1.0), 30:(1.05)" ramps; may use t (frame index)
+    angle: str = "0:(0)"  # rotation per frame in degrees, counter-clockwise
+    translation_x: str = "0:(0)"  # shift per frame in pixels, positive moves the picture right
+    translation_y: str = "0:(0)"  # shift per frame in pixels, positive moves the picture down
+    border_mode: str = "reflect"  # what fills the edges a warp uncovers: reflect | replicate | zeros
+
+
+@dataclass
+class OutputConfig:
+    """What is written besides the frames."""
+
+    fps: float = 12.0  # frames per second of the draft video
+    images_interval: int = 50  # the paper's display rate: a preview every N steps; 0 = none
+    video: bool = True  # write the draft video.mp4 (H.264, yuv420p, +faststart)
+    video_quality: str | int = "high"  # lossless | high | medium | low | draft, or an x264 CRF 0..51
+    contact_sheet: bool = True  # write contact_sheet.png, a grid of frames to judge a render at a glance
+
+
+@dataclass
+class RenderConfig:
+    """Everything one render needs; ``post`` is kept as given for the post-production stage."""
+
+    description: str = ""  # one line shown by `vqclip presets`
+    prompts: PromptsConfig = field(default_factory=PromptsConfig)
+    size: SizeConfig = field(default_factory=SizeConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    animation: AnimationConfig = field(default_factory=AnimationConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    post: dict = field(default_factory=dict)  # validated by vqclip.post, not here
+
+
+# ----------------------------------------------------------------------------------------------
+# Small validators: each names the key, the value and what is allowed
+
+
+def _did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _int(key: str, v: Any, lo: int | None = None, hi: int | None = None, also: tuple = ()) -> int:
+    if v in also and not isinstance(v, bool):
+        return int(v)
+    ok = isinstance(v, int) and not isinstance(v, bool)
+    if not ok or (lo is not None and v < lo) or (hi is not None and v > hi):
+        rng = f"{lo}..{hi}" if hi is not None else f">= {lo}" if lo is not None else "any"
+        extra = "".join(f" or {a}" for a in also)
+        raise ConfigError(f"{key}: {v!r} is not allowed; use a whole number {rng}{extra}")
+    return v
+
+
+def _num(key: str, v: Any, lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> float:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if ok and lo is not None and (v < lo or (lo_open and v == lo)):
+        ok = False
+    if ok and hi is not None and v > hi:
+        ok = False
+    if not ok:
+        bound = f"{'>' if lo_open else '>='} {lo}" if lo is not None else "finite"
+        if hi is not None:
+            bound += f" and <= {hi}"
+        raise ConfigError(f"{key}: {v!r} is not allowed; use a number {bound}")
+    return float(v)
+
+
+def _bool(key: str, v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ConfigError(f"{key}: {v!r} is not allowed; use true or false")
+    return v
+
+
+def _choice(key: str, v: Any, choices) -> str:
+    if not isinstance(v, str) or v.lower() not in choices:
+        raise ConfigError(
+            f"{key}: {v!r} is not allowed; use one of {', '.join(choices)}{_did_you_mean(str(v).lower(), choices)}"
+        )
+    return v.lower()
+
+
+def _text(key: str, v: Any, allow_list: bool = True) -> str | list[str]:
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return v
+    if allow_list and isinstance(v, list) and all(isinstance(x, str) for x in v):
+        return list(v)
+    raise ConfigError(f"{key}: {v!r} is not allowed; use a string{' or a list of strings' if allow_list else ''}")
+
+
+def _mapping(key: str, v: Any) -> dict:
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise ConfigError(f"{key}: {v!r} is not allowed; this section is a mapping of settings (key: value)")
+    return v
+
+
+def _fields(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls) if f.name != "engine_options"]
+
+
+def _known_paths() -> list[str]:
+    """Every dotted key of the schema, for did-you-mean across sections."""
+    out = []
+    for sec in ("prompts", "size", "models", "generation", "animation", "output"):
+        cls = {f.name: f for f in dataclasses.fields(RenderConfig)}[sec].default_factory().__class__
+        out += [f"{sec}.{name}" for name in _fields(cls)]
+    return out + ["description", "post"]
+
+
+def _check_keys(key: str, data: dict, allowed: list[str]) -> None:
+    for k in data:
+        if k in allowed:
+            continue
+        where = f"{key}.{k}" if key else str(k)
+        close = difflib.get_close_matches(str(k), allowed, n=1, cutoff=0.6)
+        if close:
+            suggestion = f"{key}.{close[0]}" if key else close[0]
+        else:  # the same word in another section? ("generation.width" -> "size.width")
+            others = [p for p in _known_paths() if p.rsplit(".", 1)[-1] == k]
+            suggestion = others[0] if others else None
+        hint = f"; did you mean {suggestion!r}?" if suggestion else ""
+        raise ConfigError(f"{where}: unknown key{hint} (allowed here: {', '.join(allowed)})")
+
+
+# ----------------------------------------------------------------------------------------------
+# Building the dataclasses from a plain dict
+
+
+def _build_prompts(d: dict) -> PromptsConfig:
+    d = _mapping("prompts", d)
+    _check_keys("prompts", d, _fields(PromptsConfig))
+    c = PromptsConfig()
+    c.texts = _text("prompts.texts", d.get("texts", c.texts))
+    c.target_images = _text("prompts.target_images", d.get("target_images", c.target_images))
+    if d.get("init_image") not in (None, ""):
+        c.init_image = _text("prompts.init_image", d["init_image"], allow_list=False)
+        if not Path(c.init_image).expanduser().is_file():
+            raise ConfigError(f"prompts.init_image: {c.init_image!r} is not a file; give the path of a PNG or JPEG")
+    scenes = d.get("scenes") or []
+    if not isinstance(scenes, list):
+        raise ConfigError(f"prompts.scenes: {scenes!r} is not allowed; use a list of {{texts, frames}} mappings")
+    for i, s in enumerate(scenes):
+        key = f"prompts.scenes[{i}]"
+        s = _mapping(key, s)
+        _check_keys(key, s, _fields(SceneConfig))
+        sc = SceneConfig()
+        sc.texts = _text(f"{key}.texts", s.get("texts", sc.texts))
+        sc.target_images = _text(f"{key}.target_images", s.get("target_images", sc.target_images))
+        sc.frames = _int(f"{key}.frames", s.get("frames", sc.frames), 1)
+        c.scenes.append(sc)
+    return c
+
+
+def _build_size(d: dict) -> SizeConfig:
+    d = _mapping("size", d)
+    _check_keys("size", d, _fields(SizeConfig))
+    c = SizeConfig()
+    c.width = _int("size.width", d.get("width", c.width), 16, 4096)
+    c.height = _int("size.height", d.get("height", c.height), 16, 4096)
+    return c
+
+
+def _perceptor_spec(key: str, spec: Any) -> str | dict:
+    if isinstance(spec, str) and spec.strip():
+        return spec.strip()
+    if isinstance(spec, dict):
+        allowed = ["config", "name", "weights"]
+        _check_keys(key, spec, allowed)
+        if "weights" not in spec or not ({"config", "name"} & set(spec)):
+            raise ConfigError(f"{key}: {spec!r} is not allowed; a local perceptor is {{config: model.json, weights: file}} or {{name: ARCH, weights: file}}")
+        for k in ("config", "weights"):
+            if k in spec and not Path(str(spec[k])).expanduser().is_file():
+                raise ConfigError(f"{key}.{k}: {spec[k]!r} is not a file")
+        return dict(spec)
+    raise ConfigError(f"{key}: {spec!r} is not allowed; use an open_clip 'ARCH/PRETRAINED' name, 'toy', or {{config|name, weights}}")
+
+
+def _build_models(d: dict) -> ModelsConfig:
+    d = _mapping("models", d)
+    _check_keys("models", d, _fields(ModelsConfig))
+    c = ModelsConfig()
+    v = d.get("vqgan", c.vqgan)
+    if isinstance(v, dict):
+        _check_keys("models.vqgan", v, ["config", "checkpoint"])
+        for k in ("config", "checkpoint"):
+            if k not in v or not Path(str(v[k])).expanduser().is_file():
+                raise ConfigError(f"models.vqgan.{k}: {v.get(k)!r} is not a file; local VQGAN files are {{config: x.yaml, checkpoint: x.ckpt}}")
+        c.vqgan = {k: str(v[k]) for k in ("config", "checkpoint")}
+    elif isinstance(v, str) and v.strip():
+        c.vqgan = v.strip()
+        names = _registry_names()
+        if names is not None and c.vqgan not in names:
+            raise ConfigError(f"models.vqgan: {c.vqgan!r} is not a known model; use one of {', '.join(names)}{_did_you_mean(c.vqgan, names)} or {{config, checkpoint}} files")
+    else:
+        raise ConfigError(f"models.vqgan: {v!r} is not allowed; use a registry name (see `vqclip models`) or {{config, checkpoint}}")
+    clip = d.get("clip", None)
+    if clip is not None:
+        if isinstance(clip, (str, dict)):
+            clip = [clip]
+        if not isinstance(clip, list) or not clip:
+            raise ConfigError(f"models.clip: {clip!r} is not allowed; use a list of perceptors, e.g. [{{spec: ViT-B-32/openai, weight: 1.0}}]")
+        c.clip = []
+        for i, item in enumerate(clip):
+            key = f"models.clip[{i}]"
+            if isinstance(item, dict) and "spec" in item:
+                _check_keys(key, item, _fields(PerceptorConfig))
+                spec = _perceptor_spec(f"{key}.spec", item["spec"])
+                weight = _num(f"{key}.weight", item.get("weight", 1.0), 0.0, lo_open=True)
+            else:
+                spec, weight = _perceptor_spec(key, item), 1.0
+            c.clip.append(PerceptorConfig(spec, weight))
+    if d.get("cache_dir") is not None:
+        c.cache_dir = str(_text("models.cache_dir", d["cache_dir"], allow_list=False))
+    c.download = _bool("models.download", d.get("download", c.download))
+    return c
+
+
+def _registry_names() -> list[str] | None:
+    """Registry model names, or None while the registry cannot be imported (then the loader checks)."""
+    try:
+        from vqclip.models.registry import list_models
+    except ImportError:
+        return None
+    names = []
+    for m in list_models():
+        names.append(m if isinstance(m, str) else getattr(m, "name", str(m)))
+    return names
+
+
+def _build_generation(d: dict) -> GenerationConfig:
+    from vqclip.cutouts import AUGMENTATIONS
+    from vqclip.engines import engine_names, get_engine
+
+    d = _mapping("generation", d)
+    _check_keys("generation", d, _fields(GenerationConfig) + engine_names())
+    c = GenerationConfig()
+    c.engine = _choice("generation.engine", d.get("engine", c.engine), engine_names())
+    c.seed = _int("generation.seed", d.get("seed", c.seed), 0, 2**32 - 1, also=(-1,))
+    c.iterations_first_frame = _int("generation.iterations_first_frame", d.get("iterations_first_frame", c.iterations_first_frame), 1)
+    c.iterations_per_frame = _int("generation.iterations_per_frame", d.get("iterations_per_frame", c.iterations_per_frame), 1)
+    c.max_iterations = _int("generation.max_iterations", d.get("max_iterations", c.max_iterations), 1, also=(-1,))
+    c.optimizer = _choice("generation.optimizer", d.get("optimizer", c.optimizer), list(OPTIMIZERS))
+    c.lr = _num("generation.lr", d.get("lr", c.lr), 0.0, 100.0, lo_open=True)
+    c.reset_optimizer = _bool("generation.reset_optimizer", d.get("reset_optimizer", c.reset_optimizer))
+    c.cutn = _int("generation.cutn", d.get("cutn", c.cutn), 1, 1024)
+    c.cut_pow = _num("generation.cut_pow", d.get("cut_pow", c.cut_pow), 0.0, 10.0, lo_open=True)
+    augs = d.get("augmentations", c.augmentations)
+    if augs is None or augs == "none":
+        augs = []
+    if isinstance(augs, str):
+        augs = [a.strip() for a in augs.split(",") if a.strip()]
+    if not isinstance(augs, list):
+        raise ConfigError(f"generation.augmentations: {augs!r} is not allowed; use a list of names from {', '.join(AUGMENTATIONS)}")
+    c.augmentations = [_choice(f"generation.augmentations[{i}]", a, list(AUGMENTATIONS)) for i, a in enumerate(augs)]
+    c.stability_weight = _num("generation.stability_weight", d.get("stability_weight", c.stability_weight), 0.0)
+    c.precision = _choice("generation.precision", d.get("precision", c.precision), PRECISIONS)
+    dev = d.get("device", c.device)
+    if not isinstance(dev, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", dev.strip().lower()):
+        raise ConfigError(f"generation.device: {dev!r} is not allowed; use auto, cpu, cuda or cuda:N")
+    c.device = dev.strip().lower()
+    for name in engine_names():
+        eng = get_engine(name)
+        key = f"generation.{name}"
+        od = _mapping(key, d.get(name))
+        _check_keys(key, od, [f.name for f in dataclasses.fields(eng.Options)])
+        opts = eng.Options()
+        for f in dataclasses.fields(opts):
+            if f.name in od:
+                setattr(opts, f.name, _typed(f"{key}.{f.name}", od[f.name], getattr(opts, f.name)))
+        eng.validate_options(opts, key)
+        c.engine_options[name] = opts
+    return c
+
+
+def _typed(key: str, v: Any, default: Any) -> Any:
+    """Check an engine option against the type of its default."""
+    if isinstance(default, bool):
+        return _bool(key, v)
+    if isinstance(default, int):
+        return _int(key, v)
+    if isinstance(default, float):
+        return _num(key, v)
+    if isinstance(default, str):
+        return _text(key, v, allow_list=False)
+    return v
+
+
+def _build_animation(d: dict, frames_from_scenes: int | None) -> AnimationConfig:
+    from vqclip.schedule import parse_schedule
+
+    d = _mapping("animation", d)
+    _check_keys("animation", d, _fields(AnimationConfig))
+    c = AnimationConfig()
+    frames = d.get("frames")
+    if frames is not None:
+        frames = _int("animation.frames", frames, 1, 100_000)
+        if frames_from_scenes is not None and frames != frames_from_scenes:
+            raise ConfigError(f"animation.frames: {frames} is not allowed; the scenes add up to {frames_from_scenes} frames: set it to {frames_from_scenes} or leave it out")
+    c.frames = frames if frames is not None else frames_from_scenes or DEFAULT_FRAMES
+    for name in ("zoom", "angle", "translation_x", "translation_y"):
+        raw = d.get(name, getattr(c, name))
+        sched = parse_schedule(raw, f"animation.{name}")
+        for t, v in enumerate(sched.values(c.frames)):
+            if name == "zoom" and not 0.01 <= v <= 100:
+                raise ConfigError(f"animation.zoom: {raw!r} gives {v:g} at frame {t}; a zoom must lie in 0.01..100 (1 = no zoom)")
+        setattr(c, name, raw if isinstance(raw, str) else sched.text)
+    c.border_mode = _choice("animation.border_mode", d.get("border_mode", c.border_mode), BORDER_MODES)
+    return c
+
+
+def _build_output(d: dict) -> OutputConfig:
+    from vqclip.video import QUALITY_LEVELS
+
+    d = _mapping("output", d)
+    _check_keys("output", d, _fields(OutputConfig))
+    c = OutputConfig()
+    c.fps = _num("output.fps", d.get("fps", c.fps), 0.0, 240.0, lo_open=True)
+    c.images_interval = _int("output.images_interval", d.get("images_interval", c.images_interval), 0)
+    c.video = _bool("output.video", d.get("video", c.video))
+    q = d.get("video_quality", c.video_quality)
+    if isinstance(q, str) and q.lower() in QUALITY_LEVELS:
+        q = q.lower()
+    elif not (isinstance(q, int) and not isinstance(q, bool) and 0 <= q <= 51):
+        raise ConfigError(f"output.video_quality: {q!r} is not allowed; use one of {', '.join(QUALITY_LEVELS)} or a CRF number 0..51")
+    c.video_quality = q
+    c.contact_sheet = _bool("output.contact_sheet", d.get("contact_sheet", c.contact_sheet))
+    return c
+
+
+def config_from_dict(data: dict) -> RenderConfig:
+    """Validate a plain dict (a parsed preset) into a :class:`RenderConfig`."""
+    from vqclip.prompts import build_timeline
+
+    data = _mapping("preset", data)
+    _check_keys("", data, _fields(RenderConfig))
+    cfg = RenderConfig()
+    cfg.description = str(_text("description", data.get("description", ""), allow_list=False))
+    cfg.prompts = _build_prompts(data.get("prompts"))
+    cfg.size = _build_size(data.get("size"))
+    cfg.models = _build_models(data.get("models"))
+    cfg.generation = _build_generation(data.get("generation"))
+    scene_frames = sum(s.frames for s in cfg.prompts.scenes) if cfg.prompts.scenes else None
+    cfg.animation = _build_animation(data.get("animation"), scene_frames)
+    cfg.output = _build_output(data.get("output"))
+    cfg.post = dict(_mapping("post", data.get("post")))
+    # Parse every prompt now so a typo fails before any model loads.
+    timeline = build_timeline(cfg.prompts, cfg.animation.frames)
+    if not timeline.all_prompts():
+        raise ConfigError("prompts.texts: '' is not allowed; give at least one prompt (or target_images, or scenes with texts)")
+    return cfg
+
+
+# ----------------------------------------------------------------------------------------------
+# Presets, overrides, loading
+
+
+def _presets_dir():
+    import importlib.resources
+
+    return importlib.resources.files("vqclip.presets")
+
+
+def list_presets() -> list[tuple[str, str]]:
+    """``[(name, description), ...]`` of the bundled presets."""
+    out = []
+    for entry in sorted(_presets_dir().iterdir(), key=lambda p: p.name):
+        if entry.name.endswith((".yaml", ".yml")):
+            try:
+                desc = (yaml.safe_load(entry.read_text(encoding="utf-8")) or {}).get("description", "")
+            except yaml.YAMLError:
+                desc = "(unreadable YAML)"
+            out.append((entry.name.rsplit(".", 1)[0], str(desc or "")))
+    return out
+
+
+def format_preset_table() -> str:
+    """The bundled presets as a text table for `vqclip presets`."""
+    rows = list_presets()
+    if not rows:
+        return "no bundled presets"
+    width = max(len(n) for n, _ in rows)
+    lines = [f"{'name'.ljust(width)}  description", f"{'-' * width}  {'-' * 11}"]
+    lines += [f"{n.ljust(width)}  {d}" for n, d in rows]
+    lines.append("\nrender one with: vqclip render NAME -o OUT [--set key=value ...]")
+    return "\n".join(lines)
+
+
+def _read_preset(preset: str | Path) -> dict:
+    path = Path(str(preset)).expanduser()
+    if path.is_file():
+        text = path.read_text(encoding="utf-8")
+    else:
+        names = [n for n, _ in list_presets()]
+        if str(preset) not in names:
+            if path.suffix in (".yaml", ".yml") or "/" in str(preset):
+                raise ConfigError(f"preset: file {str(preset)!r} does not exist")
+            raise ConfigError(
+                f"preset: {str(preset)!r} is neither a file nor a bundled preset; use a YAML path or one of "
+                f"{', '.join(names)}{_did_you_mean(str(preset), names)}"
+            )
+        entry = _presets_dir() / f"{preset}.yaml"
+        text = entry.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"preset {str(preset)!r}: not valid YAML at{where}: {getattr(exc, 'problem', exc)}") from None
+    return _mapping(f"preset {str(preset)!r}", data)
+
+
+def apply_override(data: dict, item: str) -> None:
+    """Apply one ``key.sub=value`` override in place; the value is read as YAML (``3`` is a number)."""
+    if not isinstance(item, str) or "=" not in item:
+        raise ConfigError(f"--set {item!r}: not allowed; write KEY=VALUE, e.g. generation.seed=3")
+    key, _, raw = item.partition("=")
+    key = key.strip()
+    if not key or any(not p for p in key.split(".")):
+        raise ConfigError(f"--set {item!r}: {key!r} is not a key; write section.key=value, e.g. generation.seed=3")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    # "a cat: 2" reads as a YAML mapping; a prompt is what was meant unless a mapping was written.
+    if isinstance(value, dict) and not raw.strip().startswith("{"):
+        value = raw
+    parts = key.split(".")
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            node = _list_slot(node, part, ".".join(parts[: i + 1]))
+            continue
+        if node.get(part) is None:
+            if parts[i + 1].isdigit():
+                raise ConfigError(f"--set {item!r}: this preset has no list {'.'.join(parts[: i + 1])} to index; set the whole list, e.g. models.clip='[{{spec: toy, weight: 1}}]'")
+            node[part] = {}
+        elif not isinstance(node[part], (dict, list)):
+            raise ConfigError(f"--set {item!r}: {'.'.join(parts[: i + 1])} is a value, not a section")
+        node = node[part]
+    last = parts[-1]
+    if isinstance(node, list):
+        idx = _list_index(node, last, key)
+        node[idx] = value
+    else:
+        node[last] = value
+
+
+def _list_index(node: list, part: str, key: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"--set {key}: {part!r} is not an index of this list; use 0..{len(node) - 1}")
+    return int(part)
+
+
+def _list_slot(node: list, part: str, key: str) -> Any:
+    idx = _list_index(node, part, key)
+    if isinstance(node[idx], str):  # a shorthand perceptor "toy" becomes {spec: toy} so .weight can be set
+        node[idx] = {"spec": node[idx]}
+    return node[idx]
+
+
+def load_config(preset: str | Path | dict, overrides: list[str] | tuple[str, ...] = ()) -> RenderConfig:
+    """Read a preset (a path, a bundled name or a dict), apply ``key=value`` overrides, validate."""
+    import copy
+
+    data = copy.deepcopy(preset) if isinstance(preset, dict) else _read_preset(preset)
+    for item in overrides or ():
+        apply_override(data, item)
+    return config_from_dict(data)
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing a config back, and its identity for resume
+
+
+def config_to_dict(cfg: RenderConfig) -> dict:
+    """A plain dict of the config in preset form (loadable again by :func:`load_config`)."""
+    d = dataclasses.asdict(cfg)
+    gen = d["generation"]
+    opts = gen.pop("engine_options")
+    for name, o in cfg.generation.engine_options.items():
+        gen[name] = dataclasses.asdict(o) if dataclasses.is_dataclass(o) else dict(opts[name])
+    if not d["prompts"]["init_image"]:
+        d["prompts"]["init_image"] = None
+    return d
+
+
+def config_hash(cfg: RenderConfig) -> str:
+    """A hash of every setting that changes the frames (not output/post/device/max_iterations)."""
+    d = config_to_dict(cfg)
+    for k in ("output", "post", "description"):
+        d.pop(k, None)
+    d["generation"].pop("device", None)
+    d["generation"].pop("max_iterations", None)
+    d["models"].pop("cache_dir", None)
+    d["models"].pop("download", None)
+    blob = json.dumps(d, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

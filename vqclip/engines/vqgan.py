@@ -1,0 +1,131 @@
+"""The VQGAN engine: a frame is a VQGAN latent ``z``, snapped to the codebook and decoded (VQGAN-CLIP).
+
+As in the VQGAN-CLIP notebooks: ``z`` starts from random codebook entries or from an encoded image,
+every forward pass snaps it to its nearest codebook vectors with a straight-through gradient, and
+after each optimizer step it is clamped to the codebook's per-channel range so it never drifts where
+the decoder was not trained. Sizes that are not a multiple of the model's factor get a latent grid
+rounded up; the decoded canvas is centre-cropped to the exact output size (no resampling, so pixels
+stay sharp and the aspect ratio exact; at most ``factor - 1`` pixels are computed and thrown away).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from vqclip.engines.base import Engine, EngineContext
+from vqclip.errors import ConfigError
+
+__all__ = ["VQGANEngine", "VQGANOptions"]
+
+
+@dataclass
+class VQGANOptions:
+    """Settings of the ``vqgan`` engine (``generation.vqgan`` in a preset)."""
+
+    init: str = "codes"  # first frame without init_image: codes (random codebook entries) | noise (encoded noise)
+    quantize: bool = True  # snap z to the codebook with a straight-through gradient, as VQGAN-CLIP does
+    clamp: bool = True  # keep z inside the codebook's per-channel min..max after each step
+
+
+INITS = ("codes", "noise")
+
+
+class VQGANEngine(Engine):
+    """Optimizes a VQGAN latent; the picture is the decoder's output cropped to the frame size."""
+
+    name = "vqgan"
+    Options = VQGANOptions
+
+    @classmethod
+    def validate_options(cls, options: VQGANOptions, key: str) -> None:
+        """Check the option values (types are checked by the config loader)."""
+        if options.init not in INITS:
+            raise ConfigError(f"{key}.init: {options.init!r} is not allowed; use one of {', '.join(INITS)}")
+
+    @classmethod
+    def build(cls, ctx: EngineContext) -> "VQGANEngine":
+        """Load the configured VQGAN (registry name or local files) and wrap it."""
+        from vqclip.models.vqgan import load_vqgan
+
+        m = ctx.config.models
+        if isinstance(m.vqgan, dict):  # local files need no registry
+            config_path, ckpt_path = m.vqgan["config"], m.vqgan["checkpoint"]
+        else:
+            from vqclip.models.registry import resolve_vqgan
+
+            config_path, ckpt_path = resolve_vqgan(m.vqgan, cache_dir=m.cache_dir, download=m.download)
+        model = load_vqgan(config_path, ckpt_path, device=ctx.device)
+        label = m.vqgan if isinstance(m.vqgan, str) else str(m.vqgan.get("checkpoint", "local"))
+        return cls(ctx, model, label)
+
+    def __init__(self, ctx: EngineContext, model, label: str = "vqgan"):
+        self.ctx, self.model, self.label = ctx, model, label
+        self.options: VQGANOptions = ctx.config.generation.options
+        if ctx.channels_last:
+            self.model = model.to(memory_format=torch.channels_last)
+        f = int(model.factor)
+        self.grid = (math.ceil(ctx.height / f), math.ceil(ctx.width / f))
+        self.canvas = (self.grid[0] * f, self.grid[1] * f)
+        self.top = (self.canvas[0] - ctx.height) // 2
+        self.left = (self.canvas[1] - ctx.width) // 2
+        codebook = model.codebook.detach().to(ctx.device, torch.float32)
+        self.z_min = codebook.min(dim=0).values[None, :, None, None]
+        self.z_max = codebook.max(dim=0).values[None, :, None, None]
+        self.z = torch.zeros(1, codebook.shape[1], *self.grid, device=ctx.device, requires_grad=True)
+
+    @torch.no_grad()
+    def start(self, image01: torch.Tensor | None) -> None:
+        """``z`` from an image (padded to the latent grid and encoded) or from random codes/noise."""
+        if image01 is None and self.options.init == "codes":
+            codebook = self.model.codebook.detach().float()
+            # Draw on the CPU generator so a seed gives the same start on every device.
+            idx = torch.randint(codebook.shape[0], (self.grid[0] * self.grid[1],))
+            z = codebook[idx.to(codebook.device)].view(1, *self.grid, -1).permute(0, 3, 1, 2)
+        else:
+            if image01 is None:
+                image01 = torch.rand(1, 3, self.ctx.height, self.ctx.width)
+            z = self.model.encode(self._pad(image01.to(self.ctx.device, torch.float32)))
+        self.z.copy_(z.to(self.z.device, self.z.dtype))
+
+    def _pad(self, image01: torch.Tensor) -> torch.Tensor:
+        """Pad an output-sized image to the decoder's canvas (edge pixels repeat into the unseen margin)."""
+        bottom = self.canvas[0] - self.ctx.height - self.top
+        right = self.canvas[1] - self.ctx.width - self.left
+        if self.top == bottom == self.left == right == 0:
+            return image01
+        return F.pad(image01, (self.left, right, self.top, bottom), mode="replicate")
+
+    def parameters(self) -> list[torch.Tensor]:
+        """The latent ``z``."""
+        return [self.z]
+
+    def synth(self) -> torch.Tensor:
+        """Snap ``z`` to the codebook (straight-through), decode, crop to the output size."""
+        z = self.model.quantize_st(self.z) if self.options.quantize else self.z
+        if self.ctx.channels_last:
+            z = z.contiguous(memory_format=torch.channels_last)
+        out = self.model.decode(z)
+        return out[:, :, self.top : self.top + self.ctx.height, self.left : self.left + self.ctx.width]
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        """Clamp ``z`` to the codebook's range."""
+        if self.options.clamp:
+            self.z.copy_(torch.maximum(torch.minimum(self.z, self.z_max), self.z_min))
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The latent, on the CPU."""
+        return {"z": self.z.detach().cpu().clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore the latent."""
+        with torch.no_grad():
+            self.z.copy_(state["z"].to(self.z.device, self.z.dtype))
+
+    def describe(self) -> str:
+        """The VQGAN's name for PNG metadata."""
+        return f"vqgan:{self.label}"
