@@ -19,6 +19,7 @@ import collections
 import io
 import os
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -211,14 +212,16 @@ class RestrictedPickleModule:
         return _RestrictedUnpickler(file, **kwargs).load()
 
 
-def safe_load_checkpoint(path: str | os.PathLike) -> dict:
+def safe_load_checkpoint(path: str | os.PathLike, mmap: bool = False) -> dict:
     """Load a taming/Lightning `.ckpt` (zip or legacy format) on CPU without executing pickled code."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"checkpoint file {str(path)!r} does not exist; give the path of a taming .ckpt file")
     try:
         # weights_only=False is what lets torch use our pickle_module; the restriction is ours.
-        obj = torch.load(path, map_location="cpu", pickle_module=RestrictedPickleModule, weights_only=False, mmap=False)
+        # mmap (zip format only) lets a download be verified without reading gigabytes into RAM
+        use_mmap = bool(mmap) and zipfile.is_zipfile(path)
+        obj = torch.load(path, map_location="cpu", pickle_module=RestrictedPickleModule, weights_only=False, mmap=use_mmap)
     except UnsafeCheckpointError:
         raise
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
