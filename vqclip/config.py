@@ -27,7 +27,7 @@ from vqclip.errors import ConfigError
 __all__ = [
     "RenderConfig", "PromptsConfig", "SceneConfig", "SizeConfig", "ModelsConfig", "PerceptorConfig",
     "GenerationConfig", "AnimationConfig", "OutputConfig", "load_config", "config_to_dict", "config_hash",
-    "apply_override", "list_presets", "format_preset_table", "OPTIMIZERS", "PRECISIONS", "BORDER_MODES",
+    "apply_override", "frame_settings", "settings_diff", "list_presets", "format_preset_table", "OPTIMIZERS", "PRECISIONS", "BORDER_MODES",
 ]
 
 #: optimizer names accepted in ``generation.optimizer`` -> the torch.optim class they build.
@@ -608,14 +608,31 @@ def config_to_dict(cfg: RenderConfig) -> dict:
     return d
 
 
-def config_hash(cfg: RenderConfig) -> str:
-    """A hash of every setting that changes the frames (not output/post/device/max_iterations)."""
+def frame_settings(cfg: RenderConfig) -> dict:
+    """The settings that change the frames (not output/post/device/max_iterations/where models live)."""
     d = config_to_dict(cfg)
     for k in ("output", "post", "description"):
         d.pop(k, None)
-    d["generation"].pop("device", None)
-    d["generation"].pop("max_iterations", None)
-    d["models"].pop("cache_dir", None)
-    d["models"].pop("download", None)
-    blob = json.dumps(d, sort_keys=True, default=str).encode()
+    for k in ("device", "max_iterations"):
+        d["generation"].pop(k, None)
+    for k in ("cache_dir", "download"):
+        d["models"].pop(k, None)
+    return json.loads(json.dumps(d, default=str))
+
+
+def config_hash(cfg: RenderConfig) -> str:
+    """A short hash of :func:`frame_settings`: two renders with the same hash make the same frames."""
+    blob = json.dumps(frame_settings(cfg), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def settings_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """``["generation.lr: 0.1 -> 0.2", ...]`` between two :func:`frame_settings` dicts."""
+    out = []
+    for k in sorted(set(old) | set(new), key=str):
+        a, b, key = old.get(k), new.get(k), f"{prefix}{k}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += settings_diff(a, b, key + ".")
+        elif a != b:
+            out.append(f"{key}: {a!r} -> {b!r}")
+    return out

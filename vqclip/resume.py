@@ -1,0 +1,86 @@
+"""Resume state: everything needed to continue a render exactly where it stopped.
+
+Colab sessions disconnect, so the render saves ``resume.pt`` in its output folder at every frame
+boundary (and when stopped mid-frame): the engine's tensors, the optimizer and grad-scaler state,
+the RNG states of torch, numpy and Python, the frame and iteration reached, the seed and a hash of
+the settings that shape the frames. Files are written beside the target and renamed into place, so
+a disconnect during a save leaves the previous state intact. Loading uses ``weights_only=True``:
+the file holds tensors and plain values only.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vqclip.errors import ConfigError
+
+__all__ = ["STATE_FILE", "save_state", "load_state", "capture_rng", "restore_rng", "atomic_write_bytes"]
+
+STATE_FILE = "resume.pt"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def capture_rng() -> dict[str, Any]:
+    """The RNG states of torch (CPU and CUDA), numpy and Python, as tensors and plain values."""
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "key": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Put back what :func:`capture_rng` returned."""
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_state(out_dir: Path, state: dict[str, Any]) -> Path:
+    """Write the resume state atomically to ``out_dir/resume.pt``."""
+    import io
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    path = Path(out_dir) / STATE_FILE
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def load_state(out_dir: Path) -> dict[str, Any]:
+    """Read ``out_dir/resume.pt`` (ConfigError when there is none or it is unreadable)."""
+    path = Path(out_dir) / STATE_FILE
+    if not path.is_file():
+        raise ConfigError(f"--resume: {str(path)!r} does not exist; there is no render to continue in {str(out_dir)!r} (run without --resume)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file: say which and what to do
+        raise ConfigError(f"--resume: {str(path)!r} cannot be read ({type(exc).__name__}: {exc}); delete it to start over") from None
