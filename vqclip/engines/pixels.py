@@ -50,6 +50,7 @@ __all__ = [
     "story_weights",
     "PixelViews",
     "PixelStory",
+    "PixelEngine",
     "uniform_start",
     "next_start",
 ]
@@ -71,8 +72,11 @@ class PixelOptions:
     perceptor_mode: str = "alternate"  # alternate: one perceptor per step, in turn (the authors'); sum: all every step
     negative_prompts: list = field(default_factory=lambda: ["Words and text."])  # pushed away from, 'text[:weight]'
     stability_weight: float | None = None  # w_c of eq. 2; None: 4 - 4*tau from the temperature
-    crop_scale: tuple = (0.7, 0.999)  # area range of the random resized crop (the authors')
+    crop_scale: list = field(default_factory=lambda: [0.7, 0.999])  # area range of the random resized crop (the authors')
     distortion: float = 0.5  # random perspective distortion scale (the authors')
+    post_denoise: str = "bilateral"  # the exported frame: cyclegan (paper 000) | bilateral | guided | median | none
+    denoise_model: str | None = None  # cyclegan generator: a registry name or a .pth path; None: cyclegan_text2video
+    denoise_fallback: str = "bilateral"  # used, with a warning, when post_denoise is cyclegan and no generator is available
 
     @property
     def resolved_lr(self) -> float:
@@ -380,3 +384,168 @@ class PixelStory:
             if callback is not None:
                 callback({"event": "frame", "frame": index, "image": prev})
         return out
+
+
+# ---------------------------------------------------------------- the engine seam (generation.engine: pixels)
+
+from vqclip.engines.base import Engine, EngineContext  # noqa: E402  (the seam; kept below the method)
+
+
+class PixelEngine(Engine):
+    """``generation.engine: pixels``: the frame is its own RGB pixels, optimized as :class:`PixelStory` does (paper 000).
+
+    The render loop keeps the frame order, the warp of the previous frame (``animation.*``; identity by
+    default), resume, export and callbacks; this engine supplies the start mix, the steps and learning
+    rate, the views-and-cosine loss with the stability term, and the denoised export image.
+    ``generation.iterations_*``, ``lr``, ``cutn``, ``cut_pow``, ``augmentations`` and
+    ``stability_weight`` belong to the vqgan engine; the pixel engine's are under ``generation.pixels``.
+    """
+
+    name = "pixels"
+    Options = PixelOptions
+
+    @classmethod
+    def validate_options(cls, options: PixelOptions, key: str) -> None:
+        """Check every option (ConfigError names the key, the value and what is allowed)."""
+        validate_pixel_options(options, key)
+        from vqclip.denoise import DENOISE_MODES, FALLBACK_MODES
+
+        if options.post_denoise not in DENOISE_MODES:
+            raise ConfigError(f"{key}.post_denoise: {options.post_denoise!r} is not allowed; use one of {', '.join(DENOISE_MODES)}")
+        if options.denoise_model is not None and not (isinstance(options.denoise_model, str) and options.denoise_model.strip()):
+            raise ConfigError(f"{key}.denoise_model: {options.denoise_model!r} is not allowed; use a registry name, a .pth path, or null")
+        if options.denoise_fallback not in FALLBACK_MODES:
+            raise ConfigError(f"{key}.denoise_fallback: {options.denoise_fallback!r} is not allowed; use one of {', '.join(FALLBACK_MODES)}")
+
+    @classmethod
+    def configure_prompts(cls, prompts_cfg, options: PixelOptions):
+        """With ``frames_per_prompt`` F set, give each scene 2F frames and the last one F (the authors' story timeline)."""
+        if options.frames_per_prompt is None:
+            return prompts_cfg
+        import dataclasses
+
+        scenes = list(prompts_cfg.scenes)
+        if not scenes:
+            raise ConfigError(
+                f"generation.pixels.frames_per_prompt: {options.frames_per_prompt!r} needs a story; "
+                "give prompts.scenes (one scene per prompt), or leave frames_per_prompt null"
+            )
+        spans = story_scene_frames(len(scenes), options.frames_per_prompt)
+        scenes = [dataclasses.replace(s, frames=n) for s, n in zip(scenes, spans)]
+        return dataclasses.replace(prompts_cfg, scenes=scenes)
+
+    @classmethod
+    def frame_iterations(cls, cfg, frame: int) -> int:
+        """Adam steps for ``frame``: ``first_steps`` for the first, ``steps`` (25, or 10 fast) after."""
+        o: PixelOptions = cfg.generation.engine_options[cls.name]
+        return o.first_steps if frame == 0 else o.resolved_steps
+
+    @classmethod
+    def learning_rate(cls, cfg) -> float:
+        """0.1, or 0.17 in fast mode, unless ``generation.pixels.lr`` is set."""
+        return cfg.generation.engine_options[cls.name].resolved_lr
+
+    @classmethod
+    def build(cls, ctx: EngineContext) -> "PixelEngine":
+        """A pixel frame of the output size; the denoiser is made here so a missing generator is known early."""
+        from vqclip.denoise import make_denoiser
+
+        o: PixelOptions = ctx.config.generation.engine_options[cls.name]
+        m = ctx.config.models
+        denoiser = make_denoiser(
+            o.post_denoise, o.denoise_model, fallback=o.denoise_fallback, device=ctx.device,
+            cache_dir=m.cache_dir, download=m.download, key="generation.pixels.post_denoise",
+        )
+        return cls(ctx, denoiser)
+
+    def __init__(self, ctx: EngineContext, denoiser=None):
+        self.ctx = ctx
+        self.options: PixelOptions = ctx.config.generation.engine_options[self.name]
+        self.temp = temperature_params(self.options.temperature, self.options.fast)
+        self.denoiser = denoiser
+        self.x = torch.zeros(1, 3, ctx.height, ctx.width, device=ctx.device, requires_grad=True)
+        self.targets: list[PerceptorTargets] = []
+        self.bank = None
+
+    @torch.no_grad()
+    def start(self, image01: torch.Tensor | None) -> None:
+        """Uniform noise for a first frame; otherwise the temperature mix of the (warped) previous frame or init image."""
+        # Noise comes from torch's global CPU generator: seeded by the renderer and saved with resume.
+        x = uniform_start(self.ctx.height, self.ctx.width) if image01 is None else next_start(image01.float().cpu(), self.temp)
+        self.x.copy_(x.to(self.x.device))
+
+    def parameters(self) -> list[torch.Tensor]:
+        """The pixels."""
+        return [self.x]
+
+    def synth(self) -> torch.Tensor:
+        """The pixels are the frame."""
+        return self.x
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        """Keep the pixels a valid image."""
+        self.x.clamp_(0, 1)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The pixels, on the CPU."""
+        return {"x": self.x.detach().cpu().clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore the pixels."""
+        with torch.no_grad():
+            self.x.copy_(state["x"].to(self.x.device, self.x.dtype))
+
+    @torch.no_grad()
+    def prepare(self, perceptors: Sequence[Any], bank) -> None:
+        """Views per perceptor and the negative prompts' embeddings; the prompt embeddings come from the shared bank."""
+        o = self.options
+        negatives = [parse_negative(t, "generation.pixels.negative_prompts") for t in o.negative_prompts]
+        self.bank, self.targets = bank, []
+        for i, perceptor in enumerate(perceptors):
+            neg = perceptor.encode_text([t for t, _ in negatives]).float() if negatives else torch.zeros(0, 1)
+            self.targets.append(PerceptorTargets(
+                perceptor, float(bank.perceptor_weights[i]),
+                PixelViews(perceptor.input_size, o.views, o.crop_scale, o.distortion).to(self.ctx.device),
+                torch.zeros(0),  # prompts live in bank.embeds[i]
+                F.normalize(neg, dim=-1).to(self.ctx.device),
+                torch.tensor([w for _, w in negatives], dtype=torch.float32, device=self.ctx.device),
+            ))
+        self._embeds = list(bank.embeds)
+
+    def loss(self, frame: int, step: int, image: torch.Tensor, reference: torch.Tensor | None):
+        """Eq. 3: ``-sum w cos(E(view), E(prompt))`` (+ negatives) over the step's perceptors, plus ``w_c * L1`` to the previous frame."""
+        total = image.new_zeros((), dtype=torch.float32)
+        parts: dict[str, float] = {}
+        active = self.bank.timeline.prompts_at(frame)
+        n = len(self.targets)
+        chosen = range(n) if self.options.perceptor_mode == "sum" or n == 1 else [step % n]
+        for i in chosen:
+            t = self.targets[i]
+            emb = F.normalize(t.perceptor.encode_image(t.views(image)).float(), dim=-1)
+            text = total.new_zeros(())
+            for prompt, scene_w in active:
+                sim = (emb @ F.normalize(self._embeds[i][prompt].float(), dim=-1)).mean()
+                text = text - prompt.weight * scene_w * sim
+                name = ("image:" if prompt.is_image else "") + prompt.text
+                parts[name] = parts.get(name, 0.0) + float(sim.detach())
+            if len(t.negatives):
+                text = text + ((emb @ t.negatives.T).mean(0) * t.negative_weights).sum()
+            total = total + t.weight * text
+        if reference is not None:
+            stable = (image.float() - reference.float()).abs().mean()  # paper 000 eq. 2
+            w_c = self.temp.stability_weight if self.options.stability_weight is None else self.options.stability_weight
+            total = total + w_c * stable
+            parts["stability"] = float(stable.detach())
+        return total, parts
+
+    @torch.no_grad()
+    def export_image(self) -> torch.Tensor:
+        """The frame as written to disk: denoised by ``post_denoise``; the next frame still starts from the raw pixels."""
+        image = self.image()
+        return image if self.denoiser is None else self.denoiser(image).float()
+
+    def describe(self) -> str:
+        """For PNG metadata: the engine, its temperature and the denoiser in use."""
+        d = self.denoiser.mode if self.denoiser is not None else "none"
+        return f"pixels:T{self.options.temperature:g}{'-fast' if self.options.fast else ''}:denoise-{d}"
