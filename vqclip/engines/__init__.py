@@ -16,6 +16,7 @@ __all__ = ["ENGINES", "engine_names", "get_engine"]
 #: engine name -> "module:Class"; modules load only when an engine is asked for.
 ENGINES: dict[str, str] = {
     "vqgan": "vqclip.engines.vqgan:VQGANEngine",
+    "pixels": "vqclip.engines.pixels:PixelEngine",
 }
 
 

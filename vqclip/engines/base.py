@@ -70,3 +70,34 @@ class Engine(ABC):
     def describe(self) -> str:
         """A short model description for PNG metadata."""
         return self.name
+
+    # Optional hooks with defaults that keep the shared loop as it is; an engine with its own method
+    # (pixels: paper 000's views, cosine loss, temperature and schedule) overrides what it needs.
+
+    @classmethod
+    def configure_prompts(cls, prompts_cfg: Any, options: Any) -> Any:
+        """Adjust the ``prompts`` section once at load time (e.g. scene lengths); default: unchanged."""
+        return prompts_cfg
+
+    @classmethod
+    def frame_iterations(cls, cfg: Any, frame: int) -> int:
+        """Optimizer steps for ``frame``; default: ``generation.iterations_first_frame`` / ``_per_frame``."""
+        g = cfg.generation
+        return g.iterations_first_frame if frame == 0 else g.iterations_per_frame
+
+    @classmethod
+    def learning_rate(cls, cfg: Any) -> float:
+        """The optimizer's learning rate; default: ``generation.lr``."""
+        return cfg.generation.lr
+
+    def prepare(self, perceptors: list, bank: Any) -> None:
+        """Called once the perceptors and the prompt bank exist (before the first frame)."""
+
+    def loss(self, frame: int, step: int, image: torch.Tensor, reference: torch.Tensor | None) -> tuple[torch.Tensor, dict] | None:
+        """The engine's own objective for one step, as ``(loss, parts)``; None: the shared cutouts + prompt loss."""
+        return None
+
+    @torch.no_grad()
+    def export_image(self) -> torch.Tensor:
+        """The frame as written to disk (e.g. denoised); the next frame still starts from :meth:`image`."""
+        return self.image()
