@@ -65,8 +65,11 @@ class RenderResult:
 
 def planned_iterations(cfg: RenderConfig) -> int:
     """Steps the whole render takes (capped by ``generation.max_iterations``)."""
+    from vqclip.engines import get_engine
+
     g = cfg.generation
-    total = g.iterations_first_frame + g.iterations_per_frame * (cfg.animation.frames - 1)
+    engine_cls = get_engine(g.engine)
+    total = sum(engine_cls.frame_iterations(cfg, f) for f in range(cfg.animation.frames))
     return total if g.max_iterations < 0 else min(total, g.max_iterations)
 
 
@@ -141,6 +144,7 @@ def render(
     # 4. Prompts: the timeline, its embeddings per perceptor, a cutout maker per input size.
     timeline = build_timeline(cfg.prompts, n_frames)
     bank = PromptBank.build(timeline, perceptors, [p.weight for p in cfg.models.clip], device)
+    engine.prepare(perceptors, bank)
     cutouts = {
         s: Cutouts(s, gen.cutn, gen.cut_pow, gen.augmentations).to(device)
         for s in sorted({p.input_size for p in perceptors})
@@ -149,7 +153,7 @@ def render(
     model_label = ", ".join([engine.describe()] + [f"clip:{_spec_label(p.spec)}" for p in cfg.models.clip])
 
     def make_optimizer() -> torch.optim.Optimizer:
-        return getattr(torch.optim, OPTIMIZERS[gen.optimizer])(engine.parameters(), lr=gen.lr)
+        return getattr(torch.optim, OPTIMIZERS[gen.optimizer])(engine.parameters(), lr=engine_cls.learning_rate(cfg))
 
     # 5. Start fresh, or restore the state saved at a frame boundary or at a stop.
     first_frame, first_iteration, total_done = 0, 0, 0
@@ -182,7 +186,7 @@ def render(
     stop_reason = "done"
     with _StopOnSigint() as sigint:
         for f in range(first_frame, n_frames):
-            iterations = gen.iterations_first_frame if f == 0 else gen.iterations_per_frame
+            iterations = engine_cls.frame_iterations(cfg, f)
             mid_frame = state is not None and f == first_frame and first_iteration > 0
             done_it = first_iteration if mid_frame else 0
             if gen.max_iterations >= 0 and total_done >= gen.max_iterations:
@@ -210,10 +214,14 @@ def render(
                 optimizer.zero_grad(set_to_none=True)
                 with precision.autocast():
                     image = engine.synth()
-                    batches = {s: maker(image) for s, maker in cutouts.items()}
-                    embeds = [p.encode_image(batches[p.input_size]) for p in perceptors]
-                    loss, parts = bank.loss(f, embeds)
-                    if gen.stability_weight > 0 and reference is not None:
+                    custom = engine.loss(f, done_it, image, reference)  # an engine's own objective (pixels), or None
+                    if custom is not None:
+                        loss, parts = custom
+                    else:
+                        batches = {s: maker(image) for s, maker in cutouts.items()}
+                        embeds = [p.encode_image(batches[p.input_size]) for p in perceptors]
+                        loss, parts = bank.loss(f, embeds)
+                    if custom is None and gen.stability_weight > 0 and reference is not None:
                         stability = (image.float() - reference).abs().mean()  # paper 000 eq. 2
                         loss = loss + gen.stability_weight * stability
                         parts["stability"] = float(stability)
@@ -236,7 +244,7 @@ def render(
                 break
 
             # 6c. Write the frame, then the state at the boundary (or where max_iterations ended it).
-            path = _write_frame(frames_dir / FRAME_NAME.format(f), engine.image(), {
+            path = _write_frame(frames_dir / FRAME_NAME.format(f), engine.export_image(), {
                 "prompt": timeline.describe(f), "seed": str(seed), "frame": str(f),
                 "iteration": str(done_it), "model": model_label, "software": "vqclip",
             })
@@ -246,7 +254,7 @@ def render(
                 break
             snapshot(f + 1, 0, complete=f + 1 == n_frames)
             reply = emit({"event": "frame", "frame": f, "frames": n_frames, "path": str(path), "loss": loss_value,
-                          "iteration": done_it, "image": _to_pil(engine.image())})
+                          "iteration": done_it, "image": _to_pil(engine.export_image())})
             if f + 1 < n_frames and (reply == "stop" or sigint.requested):
                 stop_reason = "interrupted" if sigint.requested else "stopped"
                 break
