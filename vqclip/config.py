@@ -346,7 +346,7 @@ def _registry_names() -> list[str] | None:
     except ImportError:
         return None
     names = []
-    for m in list_models():
+    for m in list_models("vqgan"):
         names.append(m if isinstance(m, str) else getattr(m, "name", str(m)))
     return names
 

@@ -126,6 +126,7 @@ class Timeline:
     """Scenes in order; ``weights(frame)`` blends neighbouring scenes linearly (paper 000, eq. 1)."""
 
     scenes: tuple[Scene, ...]
+    always: tuple[Prompt, ...] = ()  # prompts acting on every frame at full weight (a style)
 
     @property
     def total_frames(self) -> int:
@@ -146,7 +147,7 @@ class Timeline:
 
     def prompts_at(self, frame: int) -> list[tuple[Prompt, float]]:
         """Every prompt that acts on ``frame`` with its scene weight (0 < weight <= 1)."""
-        out = []
+        out = [(p, 1.0) for p in self.always]
         for i, w in self.weights(frame):
             for p in self.scenes[i].texts + self.scenes[i].images:
                 out.append((p, w))
@@ -158,7 +159,7 @@ class Timeline:
 
     def all_prompts(self) -> list[Prompt]:
         """Every distinct prompt of every scene, in order."""
-        seen: dict[Prompt, None] = {}
+        seen: dict[Prompt, None] = dict.fromkeys(self.always)
         for s in self.scenes:
             for p in s.texts + s.images:
                 seen.setdefault(p)
@@ -166,7 +167,9 @@ class Timeline:
 
 
 def build_timeline(prompts_cfg, frames: int) -> Timeline:
-    """The timeline of a config's ``prompts`` section: its scenes, or one scene of ``frames`` frames."""
+    """The timeline of a config's ``prompts``: its scenes (top-level prompts then act on every frame), or one scene."""
+    texts = parse_prompts(prompts_cfg.texts, "prompts.texts")
+    images = parse_prompts(prompts_cfg.target_images, "prompts.target_images", is_image=True)
     if prompts_cfg.scenes:
         scenes = []
         for i, s in enumerate(prompts_cfg.scenes):
@@ -177,9 +180,7 @@ def build_timeline(prompts_cfg, frames: int) -> Timeline:
                     s.frames,
                 )
             )
-        return Timeline(tuple(scenes))
-    texts = parse_prompts(prompts_cfg.texts, "prompts.texts")
-    images = parse_prompts(prompts_cfg.target_images, "prompts.target_images", is_image=True)
+        return Timeline(tuple(scenes), tuple(texts + images))
     return Timeline((Scene(tuple(texts), tuple(images), frames),))
 
 
@@ -240,13 +241,14 @@ class PromptBank:
         for table, pw, emb in zip(self.embeds, self.perceptor_weights, image_embeds):
             emb = emb.float()
             for prompt, scene_w in active:
-                d = spherical_dist_loss(emb, table[prompt][None]) * math.copysign(1.0, prompt.weight)
+                dist = spherical_dist_loss(emb, table[prompt][None])
+                d = dist * math.copysign(1.0, prompt.weight)
                 # Below `stop` the prompt is satisfied: keep its value in the loss but stop its pull.
                 d = torch.where(d < prompt.stop, d.detach(), d)
                 term = d.mean() * abs(prompt.weight) * scene_w * pw
                 total = term if total is None else total + term
                 name = ("image:" if prompt.is_image else "") + prompt.text
-                parts[name] = parts.get(name, 0.0) + float(d.detach().mean()) * math.copysign(1.0, prompt.weight)
+                parts[name] = parts.get(name, 0.0) + float(dist.detach().mean()) * pw / sum(self.perceptor_weights)
         if total is None:
             raise ConfigError("prompts: no text or image prompt acts on frame %d; give prompts.texts" % frame)
         return total, parts
