@@ -278,8 +278,26 @@ def _vqgan_entries() -> list[ModelInfo]:
     ]
 
 
+def _denoiser_entries() -> list[ModelInfo]:
+    # The CycleGAN generator paper 000's authors publish for post_denoise: cyclegan (pixel engine);
+    # the URL is the one their code downloads (beautifier.py and Text2Video.ipynb of
+    # github.com/pschaldenbrand/Text2Video). Size and sha256 are not published.
+    return [
+        ModelInfo(
+            "cyclegan_text2video", "denoiser",
+            (RemoteFile("cyclegan_text2video_netG_A.pth", ("https://cmu.box.com/shared/static/lxgfgfw9aqia8crfyg5jw0h1gkdv64mk",),
+                        approx_bytes=45_500_000, check="none"),),
+            "post_denoise: cyclegan for the pixel engine: noisy optimized frames toward photographs",
+            "Schaldenbrand, Liu, Oh 2022 (paper 000), netG_A of their CycleGAN (noisy frames -> Flickr30k photos); no licence stated",
+            arch={"net": "resnet_9blocks", "ngf": 64, "norm": "instance", "dropout": True},
+            pages=("https://pschaldenbrand.github.io/text2video/",),
+            notes="no published size or sha256: vqclip.models.cyclegan.load_generator checks it builds a ResnetGenerator",
+        ),
+    ]
+
+
 # Each builder returns the entries of one kind; add a builder here for a new kind of model.
-_ENTRY_BUILDERS: tuple[Callable[[], list[ModelInfo]], ...] = (_vqgan_entries,)
+_ENTRY_BUILDERS: tuple[Callable[[], list[ModelInfo]], ...] = (_vqgan_entries, _denoiser_entries)
 
 
 def _entries() -> dict[str, ModelInfo]:
