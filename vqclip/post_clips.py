@@ -258,13 +258,19 @@ def _retime_motion(clip, factor: float, fps: float):
     tmpdir = tempfile.mkdtemp(prefix="vqclip-minterp-")
     out = os.path.join(tmpdir, "slow.mkv")
     vf = (f"setpts=PTS/{factor:.9g},minterpolate=fps={fps:.6g}:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1")
+    n_out = max(1, int(round(clip.duration / factor * fps)))
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-           "-s", f"{w}x{h}", "-r", f"{src_fps:.9g}", "-i", "-", "-vf", vf, "-c:v", "libx264rgb", "-crf", "0",
-           "-preset", "ultrafast", out]
+           "-s", f"{w}x{h}", "-r", f"{src_fps:.9g}", "-i", "-", "-vf", vf, "-frames:v", str(n_out),
+           "-c:v", "libx264rgb", "-crf", "0", "-preset", "ultrafast", out]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
+        last = None
         for frame in clip.iter_frames(fps=src_fps, dtype="uint8"):
-            proc.stdin.write(np.ascontiguousarray(frame[:, :, :3]).tobytes())
+            last = np.ascontiguousarray(frame[:, :, :3]).tobytes()
+            proc.stdin.write(last)
+        # minterpolate stops at the last input timestamp; the held last frame fills the final gap.
+        for _ in range(int(math.ceil(1 / factor)) + 1):
+            proc.stdin.write(last)
         proc.stdin.close()
         err = proc.stderr.read().decode(errors="replace")
         if proc.wait() != 0:

@@ -273,9 +273,13 @@ def _check_position(where: str, pos: Any) -> None:
 def _check_color(where: str, color: str | None) -> None:
     if color is None:
         return
+    from vqclip.errors import PostError
     from vqclip.post_clips import parse_color
 
-    parse_color(color, where)
+    try:
+        parse_color(color, where)
+    except PostError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _check_text(where: str, t: TextSpec) -> None:
@@ -451,20 +455,24 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
         if not parts:
             raise ConfigError(f"override {item!r}: the key is empty")
         node: Any = data
+        field_of = {"scenes": "source", "overlays": "source", "blend": "source", "titles": "text", "music": "path"}
         for depth, part in enumerate(parts[:-1]):
             where = ".".join(parts[: depth + 1])
             if isinstance(node, list):
                 if not part.isdigit() or int(part) >= len(node):
                     raise ConfigError(f"override {item!r}: {where} needs an index 0..{len(node) - 1}")
-                node = node[int(part)]
+                parent_key, idx = parts[depth - 1] if depth else "", int(part)
+                if isinstance(node[idx], str) and parent_key in field_of:  # expand a shorthand entry
+                    node[idx] = {field_of[parent_key]: node[idx]}
+                node = node[idx]
             else:
                 nxt = node.get(part)
                 if nxt is None:
                     nxt = node[part] = {}
-                elif isinstance(nxt, str) and part in ("music",):
-                    nxt = node[part] = {"path": nxt}
+                elif isinstance(nxt, str) and part in field_of:
+                    nxt = node[part] = {field_of[part]: nxt}
                 node = nxt
-            if isinstance(node, str):
+            if not isinstance(node, (dict, list)):
                 raise ConfigError(f"override {item!r}: {where} is a single value, not a group of settings")
         last = parts[-1]
         if isinstance(node, list):

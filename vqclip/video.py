@@ -374,7 +374,8 @@ def frame_at(path: str | os.PathLike, t: float) -> np.ndarray:
 
     if not Path(path).is_file():
         raise PostError(f"frame_at: video file {str(path)!r} does not exist")
-    gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24", input_params=["-ss", f"{max(0.0, t):.3f}"])
+    # Half a millisecond early: "-ss 1.917" would skip a frame stamped 1.91666.
+    gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24", input_params=["-ss", f"{max(0.0, t - 5e-4):.3f}"])
     try:
         meta = gen.__next__()
         w, h = meta["size"]
