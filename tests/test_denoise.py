@@ -65,3 +65,20 @@ def test_bad_settings_name_key_value_and_choices(tmp_path):
     with pytest.raises(ModelError, match="does not exist"):
         make_denoiser("cyclegan", str(tmp_path / "typo.pth"))
     assert set(DENOISE_MODES) == {"cyclegan", "bilateral", "guided", "median", "none"}
+
+
+def test_registry_name_resolves_from_the_cache(tmp_path):
+    from vqclip.models.registry import get_model_info
+
+    info = get_model_info("cyclegan_text2video")
+    assert info.kind == "denoiser" and info.files[0].urls == ("https://cmu.box.com/shared/static/lxgfgfw9aqia8crfyg5jw0h1gkdv64mk",)
+    torch.manual_seed(0)
+    net = ResnetGenerator(ngf=8, n_blocks=1, use_dropout=True).eval()  # the authors trained with dropout
+    (tmp_path / "denoiser").mkdir()
+    torch.save(net.state_dict(), tmp_path / "denoiser" / info.files[0].filename)
+    d = make_denoiser("cyclegan", None, cache_dir=tmp_path, download=False)
+    _, noisy = _noisy_step()
+    with torch.no_grad():
+        expected = (net(noisy) + 1) / 2
+    assert d.mode == "cyclegan"
+    torch.testing.assert_close(d(noisy), expected)
