@@ -158,12 +158,17 @@ def _stream(url: str, part: Path, remote: RemoteFile, progress: bool) -> int | N
         with open(part, mode) as fh, tqdm(
             total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024, desc=remote.filename, disable=not progress, leave=False
         ) as bar:
+            written = 0
             while True:
                 block = response.read(_CHUNK)
                 if not block:
                     break
                 fh.write(block)
+                written += len(block)
                 bar.update(len(block))
+    if length and length.isdigit() and written < int(length):
+        # http.client returns a short body quietly when the peer hangs up; keep the part, resume it
+        raise ConnectionResetError(f"connection closed after {start + written} of {start + int(length)} bytes")
     return start + int(length) if length and length.isdigit() else None
 
 

@@ -453,6 +453,8 @@ def format_model_table(cache_dir: str | os.PathLike | None = None) -> str:
     lines = [f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip() for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     lines.append("")
-    lines.append(f"cache: {model_dir(list_models('vqgan')[0], cache_dir)}  (set $VQCLIP_CACHE or --cache-dir to move it)")
+    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    kinds = ", ".join(dict.fromkeys(f"{get_model_info(n).kind}/" for n in list_models() if not get_model_info(n).packaged))
+    lines.append(f"cache: {root}  ({kinds}; set $VQCLIP_CACHE or --cache-dir to move it)")
     lines.append("download: vqclip models download NAME   (~ = approximate size, ? = not published)")
     return "\n".join(lines)
