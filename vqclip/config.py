@@ -463,6 +463,10 @@ def config_from_dict(data: dict) -> RenderConfig:
     cfg.size = _build_size(data.get("size"))
     cfg.models = _build_models(data.get("models"))
     cfg.generation = _build_generation(data.get("generation"))
+    # An engine may set scene lengths from its own options (pixels: frames_per_prompt, the paper's 2F/F spans).
+    from vqclip.engines import get_engine
+
+    cfg.prompts = get_engine(cfg.generation.engine).configure_prompts(cfg.prompts, cfg.generation.options)
     scene_frames = sum(s.frames for s in cfg.prompts.scenes) if cfg.prompts.scenes else None
     cfg.animation = _build_animation(data.get("animation"), scene_frames)
     cfg.output = _build_output(data.get("output"))
