@@ -1,0 +1,109 @@
+"""generation.engine: pixels through the shared renderer: story frames, metadata, resume, errors, CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from vqclip.config import load_config
+from vqclip.errors import ConfigError
+
+PRESET = {
+    "prompts": {"scenes": [{"texts": "a red square on grass"}, {"texts": "a blue circle in the sky"}]},
+    "size": {"width": 40, "height": 24},
+    "models": {"clip": [{"spec": "toy", "weight": 1.0}, {"spec": "toy", "weight": 0.5}]},
+    "generation": {
+        "engine": "pixels",
+        "seed": 7,
+        "pixels": {"temperature": 40, "frames_per_prompt": 2, "views": 2, "first_steps": 4, "steps": 2, "post_denoise": "median"},
+    },
+    "output": {"fps": 4, "images_interval": 0, "video": False, "contact_sheet": False},
+}
+
+
+@pytest.fixture
+def perceptors(monkeypatch):
+    """Two tiny seeded perceptors in place of the configured CLIP models (no files, no network)."""
+    from test_pixels import TinyPerceptor
+
+    import vqclip.render
+
+    made = []
+
+    def load(cfg, device):
+        made[:] = [TinyPerceptor(seed=i) for i, _ in enumerate(cfg.models.clip)]
+        return made
+
+    monkeypatch.setattr(vqclip.render, "_load_perceptors", load)
+    return made
+
+
+def _frames(out):
+    return [torch.from_numpy(np.array(Image.open(p))) for p in sorted((out / "frames").glob("*.png"))]
+
+
+def test_two_prompt_story_renders_frames_weights_and_settings(tmp_path, perceptors):
+    from vqclip.render import planned_iterations, render
+
+    cfg = load_config(PRESET)
+    assert [s.frames for s in cfg.prompts.scenes] == [4, 2] and cfg.animation.frames == 6  # 2F, then F
+    assert planned_iterations(cfg) == 4 + 5 * 2
+    events = []
+    result = render(cfg, tmp_path / "out", callback=events.append)
+
+    assert result.completed and len(result.frames) == 6 and result.iterations == 14
+    meta = [Image.open(p).text for p in result.frames]
+    assert meta[0]["prompt"] == "a red square on grass"
+    assert meta[1]["prompt"] == "a red square on grass (x0.75) | a blue circle in the sky (x0.25)"
+    assert meta[2]["prompt"] == "a red square on grass (x0.50) | a blue circle in the sky (x0.50)"
+    assert meta[4]["prompt"] == meta[5]["prompt"] == "a blue circle in the sky"
+    assert meta[0]["model"].startswith("pixels:T40:denoise-median")
+    assert Image.open(result.frames[0]).size == (40, 24)
+    steps = [e for e in events if e["event"] == "iteration"]
+    assert "stability" not in steps[0]["losses"] and "stability" in steps[-1]["losses"]  # eq. 2 after the first frame
+    assert [p.calls for p in perceptors] == [7, 7]  # two perceptors alternate over the 14 steps
+    settings = yaml.safe_load((tmp_path / "out" / "settings.yaml").read_text())
+    assert settings["generation"]["engine"] == "pixels" and settings["generation"]["pixels"]["temperature"] == 40
+    assert load_config(tmp_path / "out" / "settings.yaml").prompts.scenes[0].frames == 4  # reloads the same
+
+
+def test_resume_after_a_stop_gives_the_same_frames(tmp_path, perceptors):
+    from vqclip.render import render
+
+    cfg = load_config(PRESET)
+    render(cfg, tmp_path / "whole")
+
+    def stop_after_two(event):
+        if event["event"] == "frame" and event["frame"] == 1:
+            return "stop"
+
+    first = render(cfg, tmp_path / "split", callback=stop_after_two)
+    assert not first.completed and len(first.frames) == 2
+    rest = render(cfg, tmp_path / "split", resume=True)
+    assert rest.completed
+    whole, split = _frames(tmp_path / "whole"), _frames(tmp_path / "split")
+    assert len(whole) == len(split) == 6
+    assert all(torch.equal(a, b) for a, b in zip(whole, split))
+
+
+def test_bad_pixel_settings_are_clear_config_errors():
+    with pytest.raises(ConfigError, match=r"^generation\.pixels\.temperature: 150(\.0)? is out of range; allowed: 0 to 100"):
+        load_config(PRESET, ["generation.pixels.temperature=150"])
+    with pytest.raises(ConfigError, match=r"generation\.pixels\.post_denoise: 'blur' .*cyclegan, bilateral"):
+        load_config(PRESET, ["generation.pixels.post_denoise=blur"])
+    with pytest.raises(ConfigError, match=r"generation\.pixels\.temprature: unknown key; did you mean 'generation\.pixels\.temperature'"):
+        load_config(PRESET, ["generation.pixels.temprature=10"])
+
+
+def test_cli_bad_temperature_exits_2_with_one_line(tmp_path, capsys):
+    from vqclip.cli import main
+
+    preset = tmp_path / "story.yaml"
+    preset.write_text(yaml.safe_dump(PRESET), encoding="utf-8")
+    code = main(["render", str(preset), "-o", str(tmp_path / "o"), "--set", "generation.pixels.temperature=150"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("vqclip: error: generation.pixels.temperature: 150") and "0 to 100" in err[0]
