@@ -1,0 +1,104 @@
+"""CLIP perceptor: a tiny open_clip model from local config + weights, through load_perceptor."""
+
+from __future__ import annotations
+
+import json
+
+import open_clip
+import pytest
+import torch
+
+from vqclip.errors import ConfigError, ModelError
+from vqclip.models import registry
+from vqclip.models.clip import Perceptor, load_perceptor
+
+
+@pytest.fixture(scope="module")
+def perceptor(open_clip_files):
+    return load_perceptor({"config": open_clip_files["config"], "weights": open_clip_files["weights"]})
+
+
+def test_local_config_and_weights_load_frozen_with_the_saved_weights(perceptor, open_clip_files):
+    assert isinstance(perceptor, Perceptor)
+    assert perceptor.input_size == 32 and perceptor.name == "local:tiny-clip" and perceptor.embed_dim == 16
+    assert not perceptor.model.training and not any(p.requires_grad for p in perceptor.parameters())
+    saved = torch.load(open_clip_files["weights"], weights_only=True)
+    for key, value in perceptor.model.state_dict().items():
+        assert torch.equal(value, saved[key]), key
+
+
+def test_encode_text_shapes_and_normalisation(perceptor):
+    emb = perceptor.encode_text(["a red circle", "a blue square", "sunset over the sea"])
+    assert emb.shape == (3, 16) and emb.dtype == torch.float32
+    assert torch.allclose(emb.norm(dim=-1), torch.ones(3), atol=1e-5)
+    assert not torch.allclose(emb[0], emb[1])
+
+
+def test_encode_image_applies_the_models_mean_std_and_passes_gradient(perceptor):
+    cfg = open_clip.get_model_preprocess_cfg(perceptor.model)
+    assert torch.allclose(perceptor.mean.flatten(), torch.tensor(cfg["mean"]))
+    assert torch.allclose(perceptor.std.flatten(), torch.tensor(cfg["std"]))
+    x = torch.rand(2, 3, 32, 32, requires_grad=True)
+    emb = perceptor.encode_image(x)
+    assert emb.shape == (2, 16) and torch.allclose(emb.norm(dim=-1), torch.ones(2), atol=1e-5)
+    # same as normalising by hand and calling the raw model
+    raw = perceptor.model.encode_image((x.detach() - perceptor.mean) / perceptor.std)
+    assert torch.allclose(emb.detach(), torch.nn.functional.normalize(raw, dim=-1), atol=1e-5)
+    (emb @ perceptor.encode_text(["a red circle"]).T).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_wrong_image_size_names_the_allowed_shape(perceptor):
+    with pytest.raises(ConfigError, match=r"shape \(1, 3, 64, 64\); allowed: \(B, 3, 32, 32\) in \[0, 1\]"):
+        perceptor.encode_image(torch.rand(1, 3, 64, 64))
+
+
+def test_name_plus_weights_spec(perceptor, open_clip_files):
+    # {"name": arch, "weights": file}: an architecture open_clip knows (the tiny config is
+    # registered with open_clip by the local-files load above) with a local weights file
+    assert "tiny-clip" in open_clip.list_models()
+    p = load_perceptor({"name": "tiny-clip", "weights": open_clip_files["weights"]})
+    assert p.input_size == 32 and p.name == "tiny-clip/tiny-clip.pt"
+    assert torch.allclose(p.encode_text(["a red circle"]), perceptor.encode_text(["a red circle"]))
+
+
+def test_bad_specs_name_what_is_allowed(open_clip_files, tmp_path):
+    with pytest.raises(ConfigError, match="'ViT-Q-99' is not an open_clip architecture"):
+        load_perceptor("ViT-Q-99/openai")
+    with pytest.raises(ConfigError, match="pretrained weights 'nonsense' are not known for ViT-B-32; allowed: .*openai"):
+        load_perceptor("ViT-B-32/nonsense")
+    with pytest.raises(ConfigError, match="pretrained weights '' are not known"):
+        load_perceptor("ViT-B-32")
+    with pytest.raises(ConfigError, match="allowed keys"):
+        load_perceptor({"config": open_clip_files["config"]})
+    with pytest.raises(ModelError, match="CLIP weights file .* does not exist"):
+        load_perceptor({"config": open_clip_files["config"], "weights": tmp_path / "none.pt"})
+    clash = tmp_path / "ViT-B-32.json"
+    clash.write_text(open_clip_files["config"].read_text())
+    with pytest.raises(ConfigError, match="named like open_clip's model 'ViT-B-32' but describes a different model"):
+        load_perceptor({"config": clash, "weights": open_clip_files["weights"]})
+    wrapped = tmp_path / "wrapped.json"
+    wrapped.write_text(json.dumps({"model_cfg": json.loads(open_clip_files["config"].read_text())}))
+    with pytest.raises(ConfigError, match="local-dir:"):
+        load_perceptor({"config": wrapped, "weights": open_clip_files["weights"]})
+
+
+def test_weights_that_do_not_fit_the_config(open_clip_files, tmp_path):
+    cfg = json.loads(open_clip_files["config"].read_text())
+    cfg["embed_dim"] = 24
+    other = tmp_path / "tiny-clip-24.json"
+    other.write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match="do not fit local:tiny-clip-24"):
+        load_perceptor({"config": other, "weights": open_clip_files["weights"]})
+
+
+def test_toy_loads_packaged_files_or_says_what_is_missing(monkeypatch, open_clip_files, tmp_path):
+    monkeypatch.setattr(registry, "_packaged_dir", lambda: tmp_path)
+    with pytest.raises(ModelError, match=r"CLIP 'toy' ships inside vqclip, but .*toy_clip.json and .*toy_clip.pt are missing; rebuild it with `python -m vqclip.toy.train_clip`"):
+        load_perceptor("toy")
+    (tmp_path / "toy_clip.json").write_text(open_clip_files["config"].read_text())
+    state = {k: v.half() for k, v in torch.load(open_clip_files["weights"], weights_only=True).items()}
+    torch.save(state, tmp_path / "toy_clip.pt")  # the toy pack stores fp16
+    p = load_perceptor("toy")
+    assert p.name == "toy" and p.encode_image(torch.rand(1, 3, 32, 32)).shape == (1, 16)
+    assert next(p.model.parameters()).dtype == torch.float32
