@@ -315,7 +315,7 @@ def _check_overlay(where: str, o: OverlaySpec) -> None:
         raise _bad(f"{where}.fps", o.fps, "use a positive frame rate")
 
 
-def _check_scene(where: str, s: SceneSpec, default_d: float) -> None:
+def _check_scene(where: str, s: SceneSpec) -> None:
     if not s.source:
         raise _bad(f"{where}.source", s.source, "give a render folder, image folder/glob, video or image path")
     if s.fps is not None and s.fps <= 0:
@@ -388,7 +388,7 @@ def validate(cfg: PostConfig) -> PostConfig:
         _check_nonneg(key, getattr(cfg, key))
     _check_color("fade_color", cfg.fade_color)
     for i, s in enumerate(cfg.scenes):
-        _check_scene(f"scenes[{i}]", s, cfg.transition_duration)
+        _check_scene(f"scenes[{i}]", s)
     for i, t in enumerate(cfg.titles):
         _check_text(f"titles[{i}]", t)
     for i, o in enumerate(cfg.overlays):
