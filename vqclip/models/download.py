@@ -58,7 +58,10 @@ def _note_path(path: Path) -> Path:
 
 def _write_note(path: Path, digest: str) -> None:
     st = path.stat()
-    _note_path(path).write_text(f"{st.st_size} {st.st_mtime_ns} {digest}\n", encoding="ascii")
+    try:
+        _note_path(path).write_text(f"{st.st_size} {st.st_mtime_ns} {digest}\n", encoding="ascii")
+    except OSError:
+        pass  # a read-only cache (a shared Drive folder) still works; it is just re-hashed next time
 
 
 def is_cached(path: Path, remote: RemoteFile, deep: bool = True) -> bool:

@@ -152,13 +152,10 @@ def _allowed_globals() -> dict[str, Any]:
         "torch.tensor._rebuild_from_type_v2": _rebuild_from_type_v2,
         "copy_reg._reconstructor": _reconstructor,
         "copyreg._reconstructor": _reconstructor,
+        # Tensor/storage *classes* are left out on purpose: storages arrive through torch's own
+        # persistent_load, and a pickle that calls torch.Tensor(...) could only allocate memory.
         "torch.Size": torch.Size,
         "torch.device": torch.device,
-        "torch.Tensor": torch.Tensor,
-        "torch._tensor.Tensor": torch.Tensor,
-        "torch.nn.parameter.Parameter": torch.nn.Parameter,
-        "torch.storage.UntypedStorage": torch.storage.UntypedStorage,
-        "torch.storage.TypedStorage": torch.storage.TypedStorage,
         "torch.serialization._get_layout": torch.serialization._get_layout,
         "_codecs.encode": _latin1_encode,  # how protocol 2 stores bytes
     }
