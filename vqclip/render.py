@@ -244,7 +244,8 @@ def render(
                 break
 
             # 6c. Write the frame, then the state at the boundary (or where max_iterations ended it).
-            path = _write_frame(frames_dir / FRAME_NAME.format(f), engine.export_image(), {
+            final = engine.export_image()
+            path = _write_frame(frames_dir / FRAME_NAME.format(f), final, {
                 "prompt": timeline.describe(f), "seed": str(seed), "frame": str(f),
                 "iteration": str(done_it), "model": model_label, "software": "vqclip",
             })
@@ -254,7 +255,7 @@ def render(
                 break
             snapshot(f + 1, 0, complete=f + 1 == n_frames)
             reply = emit({"event": "frame", "frame": f, "frames": n_frames, "path": str(path), "loss": loss_value,
-                          "iteration": done_it, "image": _to_pil(engine.export_image())})
+                          "iteration": done_it, "image": _to_pil(final)})
             if f + 1 < n_frames and (reply == "stop" or sigint.requested):
                 stop_reason = "interrupted" if sigint.requested else "stopped"
                 break
@@ -416,8 +417,11 @@ def render_cli(preset: str, out: str | None = None, overrides: list[str] | tuple
             bar.close()
     if not result.completed:
         how = {"interrupted": "interrupted", "stopped": "stopped", "max_iterations": "stopped at generation.max_iterations"}[result.stop_reason]
+        keep = [o for o in overrides or [] if not o.replace(" ", "").startswith("generation.max_iterations=")]
+        if result.stop_reason == "max_iterations":
+            keep.append("generation.max_iterations=-1")  # or a higher cap: it is not part of the frame settings
         print(f"{how} after {len(result.frames)} of {cfg.animation.frames} frames; state saved in {out_dir}.\n"
-              f"continue with: vqclip render {preset} -o {out_dir} --resume" + "".join(f" --set {o}" for o in overrides or []),
+              f"continue with: vqclip render {preset} -o {out_dir} --resume" + "".join(f" --set {o}" for o in keep),
               file=sys.stderr)
         return 130 if result.stop_reason == "interrupted" else 0
     print(f"{len(result.frames)} frames, video {result.video}, contact sheet {result.contact_sheet} "

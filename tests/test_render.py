@@ -1,0 +1,166 @@
+"""The production loop end to end on tiny real-format models (taming yaml+ckpt, open_clip json+weights), on CPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from vqclip.config import load_config
+from vqclip.errors import ConfigError
+from vqclip.render import render
+
+
+class _StandInPerceptor:
+    """Until vqclip.models.clip lands: the tiny open_clip files behind the Perceptor contract."""
+
+    def __init__(self, files):
+        import json
+
+        import open_clip
+
+        cfg = json.loads(files["config"].read_text())
+        self.model = open_clip.CLIP(**cfg).eval().requires_grad_(False)
+        self.model.load_state_dict(torch.load(files["weights"], weights_only=True))
+        self.tokenizer = open_clip.get_tokenizer("ViT-B-32")
+        self.input_size = cfg["vision_cfg"]["image_size"]
+        self.mean = torch.tensor([0.48145466, 0.4578275, 0.40821073])[:, None, None]
+        self.std = torch.tensor([0.26862954, 0.26130258, 0.27577711])[:, None, None]
+
+    def encode_text(self, texts):
+        return torch.nn.functional.normalize(self.model.encode_text(self.tokenizer(texts)).float(), dim=-1)
+
+    def encode_image(self, x):
+        return torch.nn.functional.normalize(self.model.encode_image((x - self.mean) / self.std).float(), dim=-1)
+
+
+@pytest.fixture
+def tiny(taming_checkpoints, open_clip_files, monkeypatch):
+    """A preset dict for 32x32 renders with the tiny VQGAN (factor 2) and the tiny CLIP (32 px input)."""
+    import vqclip.render
+
+    try:
+        from vqclip.models.clip import load_perceptor  # noqa: F401
+    except ImportError:
+        monkeypatch.setattr(vqclip.render, "_load_perceptors", lambda cfg, device: [_StandInPerceptor(open_clip_files)])
+    config, ckpt, _ = taming_checkpoints["vq"]
+    return {
+        "prompts": {"texts": "a red circle on a blue background"},
+        "size": {"width": 32, "height": 32},
+        "models": {
+            "vqgan": {"config": str(config), "checkpoint": str(ckpt)},
+            "clip": [{"spec": {k: str(v) for k, v in open_clip_files.items()}, "weight": 1.0}],
+        },
+        "generation": {"seed": 7, "iterations_first_frame": 6, "iterations_per_frame": 3, "cutn": 4, "device": "cpu"},
+        "animation": {"frames": 3, "zoom": "0:(1.0), 2:(1.2)"},
+        "output": {"fps": 6, "images_interval": 3},
+    }
+
+
+def _frames(out):
+    return [np.asarray(Image.open(p)) for p in sorted((out / "frames").glob("*.png"))]
+
+
+def test_three_frame_render_with_zoom_end_to_end(tiny, tmp_path):
+    from vqclip.video import probe
+
+    tiny["generation"]["seed"] = -1
+    tiny["size"] = {"width": 64, "height": 64}
+    events = []
+    result = render(load_config(tiny), tmp_path / "out", callback=events.append)
+    out = tmp_path / "out"
+
+    assert result.completed and result.stop_reason == "done" and result.iterations == 6 + 3 + 3
+    assert [p.name for p in result.frames] == ["000000.png", "000001.png", "000002.png"]
+    for i, p in enumerate(result.frames):
+        img = Image.open(p)
+        assert img.size == (64, 64) and img.mode == "RGB"
+        assert img.text["prompt"] == "a red circle on a blue background"
+        assert img.text["seed"] == str(result.seed) and img.text["frame"] == str(i)
+        assert img.text["iteration"] == str(6 if i == 0 else 3)
+        assert img.text["model"].startswith("vqgan:") and "clip:" in img.text["model"]
+    settings = yaml.safe_load((out / "settings.yaml").read_text())
+    assert settings["generation"]["seed"] == result.seed >= 0  # the drawn seed is recorded
+    assert load_config(settings).animation.zoom == "0:(1.0), 2:(1.2)"
+    assert Image.open(out / "contact_sheet.png").size[0] > 64
+    info = probe(out / "video.mp4")
+    assert (info.codec, info.pix_fmt, info.width, info.height, info.n_frames) == ("h264", "yuv420p", 64, 64, 3)
+    assert info.fps == pytest.approx(6)
+
+    kinds = [e["event"] for e in events]
+    assert kinds.count("iteration") == 12 and kinds.count("frame") == 3 and kinds[-1] == "done"
+    assert kinds.count("preview") == 4  # every images_interval=3 steps: 2 in frame 0, 1 in each later frame
+    it = next(e for e in events if e["event"] == "iteration")
+    assert it["total_iterations"] == 12 and "total" in it["losses"] and "a red circle on a blue background" in it["losses"]
+    assert next(e for e in events if e["event"] == "preview")["image"].size == (64, 64)
+
+
+def test_any_size_is_output_exactly(tiny, tmp_path):
+    tiny["size"] = {"width": 51, "height": 37}  # not multiples of the factor, odd for the video
+    tiny["animation"] = {"frames": 2, "zoom": 1.1, "angle": 3}
+    tiny["generation"].update(iterations_first_frame=2, iterations_per_frame=1)
+    result = render(tiny, tmp_path / "o")
+    assert [Image.open(p).size for p in result.frames] == [(51, 37), (51, 37)]
+    from vqclip.video import probe
+
+    info = probe(result.video)
+    assert (info.width, info.height) == (50, 36)  # the video needs even sides: cropped, not scaled
+
+
+def test_loss_falls_for_a_fixed_prompt(tiny, tmp_path):
+    tiny["generation"].update(iterations_first_frame=40, cutn=8, augmentations=[], lr=0.2)
+    tiny["animation"] = {"frames": 1}
+    tiny["output"] = {"images_interval": 0, "video": False, "contact_sheet": False}
+    losses = []
+    render(tiny, tmp_path / "o", callback=lambda e: losses.append(e["losses"]["total"]) if e["event"] == "iteration" else None)
+    assert len(losses) == 40
+    assert np.mean(losses[-8:]) < np.mean(losses[:8]) - 0.01, losses
+
+
+def test_same_seed_same_frames_and_another_seed_differs(tiny, tmp_path):
+    tiny["output"]["video"] = False
+    a = _frames(render(tiny, tmp_path / "a").out_dir)
+    b = _frames(render(tiny, tmp_path / "b").out_dir)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    tiny["generation"]["seed"] = 8
+    c = _frames(render(tiny, tmp_path / "c").out_dir)
+    assert not np.array_equal(a[0], c[0])
+
+
+@pytest.mark.parametrize("stop_at", ["frame", "iteration"])
+def test_interrupted_then_resumed_equals_uninterrupted(tiny, tmp_path, stop_at):
+    tiny["animation"]["frames"] = 4
+    tiny["generation"]["reset_optimizer"] = stop_at == "frame"  # both optimizer policies survive a resume
+    whole = render(tiny, tmp_path / "whole")
+
+    def stop(e):
+        if stop_at == "frame" and e["event"] == "frame" and e["frame"] == 1:
+            return "stop"  # after frame 2 of 4
+        if stop_at == "iteration" and e["event"] == "iteration" and e["frame"] == 2 and e["iteration"] == 2:
+            return "stop"  # in the middle of frame 3
+        return None
+
+    part = render(tiny, tmp_path / "part", callback=stop)
+    assert not part.completed and part.stop_reason == "stopped" and len(part.frames) == 2 and part.video is None
+    with pytest.raises(ConfigError, match="holds an unfinished render; continue it with --resume"):
+        render(tiny, tmp_path / "part")
+    changed = dict(tiny, generation=dict(tiny["generation"], lr=0.2))
+    with pytest.raises(ConfigError, match=r"settings differ .*generation.lr: 0.1 -> 0.2"):
+        render(changed, tmp_path / "part", resume=True)
+    rest = render(tiny, tmp_path / "part", resume=True)
+    assert rest.completed and rest.iterations == whole.iterations and len(rest.frames) == 4
+    for x, y in zip(_frames(whole.out_dir), _frames(rest.out_dir)):
+        assert np.array_equal(x, y)
+
+
+def test_resume_without_state_and_max_iterations(tiny, tmp_path):
+    with pytest.raises(ConfigError, match="--resume: .*resume.pt' does not exist"):
+        render(tiny, tmp_path / "none", resume=True)
+    tiny["generation"]["max_iterations"] = 8
+    capped = render(tiny, tmp_path / "cap")
+    assert capped.stop_reason == "max_iterations" and capped.iterations == 8 and len(capped.frames) == 2
+    assert Image.open(capped.frames[1]).text["iteration"] == "2"
+    tiny["generation"]["max_iterations"] = -1  # not part of the frame settings: may change on resume
+    assert render(tiny, tmp_path / "cap", resume=True).iterations == 12
