@@ -53,16 +53,8 @@ def test_render_and_resume_from_the_cli(tiny_preset, tmp_path, capsys):
 
 
 @pytest.fixture
-def tiny_preset(taming_checkpoints, open_clip_files, tmp_path, monkeypatch):
+def tiny_preset(taming_checkpoints, open_clip_files, tmp_path):
     """A preset file with local tiny model files."""
-    import vqclip.render
-
-    try:
-        from vqclip.models.clip import load_perceptor  # noqa: F401
-    except ImportError:
-        from test_render import _StandInPerceptor
-
-        monkeypatch.setattr(vqclip.render, "_load_perceptors", lambda cfg, device: [_StandInPerceptor(open_clip_files)])
     config, ckpt, _ = taming_checkpoints["vq"]
     preset = {
         "description": "tiny test preset",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from PIL import Image
 
@@ -13,38 +12,9 @@ from vqclip.errors import ConfigError
 from vqclip.render import render
 
 
-class _StandInPerceptor:
-    """Until vqclip.models.clip lands: the tiny open_clip files behind the Perceptor contract."""
-
-    def __init__(self, files):
-        import json
-
-        import open_clip
-
-        cfg = json.loads(files["config"].read_text())
-        self.model = open_clip.CLIP(**cfg).eval().requires_grad_(False)
-        self.model.load_state_dict(torch.load(files["weights"], weights_only=True))
-        self.tokenizer = open_clip.get_tokenizer("ViT-B-32")
-        self.input_size = cfg["vision_cfg"]["image_size"]
-        self.mean = torch.tensor([0.48145466, 0.4578275, 0.40821073])[:, None, None]
-        self.std = torch.tensor([0.26862954, 0.26130258, 0.27577711])[:, None, None]
-
-    def encode_text(self, texts):
-        return torch.nn.functional.normalize(self.model.encode_text(self.tokenizer(texts)).float(), dim=-1)
-
-    def encode_image(self, x):
-        return torch.nn.functional.normalize(self.model.encode_image((x - self.mean) / self.std).float(), dim=-1)
-
-
 @pytest.fixture
-def tiny(taming_checkpoints, open_clip_files, monkeypatch):
+def tiny(taming_checkpoints, open_clip_files):
     """A preset dict for 32x32 renders with the tiny VQGAN (factor 2) and the tiny CLIP (32 px input)."""
-    import vqclip.render
-
-    try:
-        from vqclip.models.clip import load_perceptor  # noqa: F401
-    except ImportError:
-        monkeypatch.setattr(vqclip.render, "_load_perceptors", lambda cfg, device: [_StandInPerceptor(open_clip_files)])
     config, ckpt, _ = taming_checkpoints["vq"]
     return {
         "prompts": {"texts": "a red circle on a blue background"},
