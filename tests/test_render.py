@@ -134,3 +134,17 @@ def test_resume_without_state_and_max_iterations(tiny, tmp_path):
     assert Image.open(capped.frames[1]).text["iteration"] == "2"
     tiny["generation"]["max_iterations"] = -1  # not part of the frame settings: may change on resume
     assert render(tiny, tmp_path / "cap", resume=True).iterations == 12
+
+
+def test_ctrl_c_saves_and_stops_cleanly(tiny, tmp_path):
+    import os
+    import signal
+
+    def press_ctrl_c(e):
+        if e["event"] == "iteration" and e["frame"] == 1 and e["iteration"] == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # delivered to render's handler: finish the step, save, return
+
+    part = render(tiny, tmp_path / "o", callback=press_ctrl_c)
+    assert part.stop_reason == "interrupted" and not part.completed and len(part.frames) == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    assert render(tiny, tmp_path / "o", resume=True).completed

@@ -105,7 +105,11 @@ class VQGANEngine(Engine):
 
     def synth(self) -> torch.Tensor:
         """Snap ``z`` to the codebook (straight-through), decode, crop to the output size."""
-        z = self.model.quantize_st(self.z) if self.options.quantize else self.z
+        z = self.z
+        if self.options.quantize:
+            # Nearest-code distances in fp16 would pick wrong codes among thousands: keep them fp32.
+            with torch.autocast(self.ctx.device.type, enabled=False):
+                z = self.model.quantize_st(z)
         if self.ctx.channels_last:
             z = z.contiguous(memory_format=torch.channels_last)
         out = self.model.decode(z)
