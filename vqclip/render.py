@@ -5,6 +5,15 @@ warped by that frame's motion (zoom, angle, translation), re-encoded by the engi
 optimized so that random cutouts of it move toward the prompts in CLIP space. Progress goes out
 through ``callback(dict)``; the CLI turns it into a tqdm bar, the notebook into a live preview.
 
+Events passed to ``callback`` (it may return ``"stop"`` to end cleanly; state is saved, ``resume=True``
+continues; the first Ctrl-C does the same, a second one raises KeyboardInterrupt)::
+
+    {"event": "iteration", "frame", "frames", "iteration", "iterations", "total_iteration",
+     "total_iterations", "losses": {"total": float, "<prompt>": distance, ...}}
+    {"event": "preview", "frame", "iteration", "image": PIL.Image}     every output.images_interval steps
+    {"event": "frame", "frame", "frames", "path", "loss", "iteration", "image": PIL.Image}
+    {"event": "done", "result": RenderResult}
+
 Output folder::
 
     frames/000000.png ...   each with prompt, seed, frame, iteration and model in PNG text chunks
@@ -16,7 +25,6 @@ Output folder::
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
 import math
@@ -79,11 +87,7 @@ def render(
     callback: Callable[[dict], Any] | None = None,
     resume: bool = False,
 ) -> RenderResult:
-    """Render frames, settings, a contact sheet and a draft video into ``out_dir``.
-
-    ``callback`` receives ``{"event": "iteration" | "preview" | "frame" | "done", ...}`` dicts and may
-    return ``"stop"`` to end the render cleanly (state is saved; ``resume=True`` continues).
-    """
+    """Render frames, settings, a contact sheet and a draft video into ``out_dir`` (see the module doc for events)."""
     from vqclip.animate import motion_schedule, warp
     from vqclip.cutouts import Cutouts
     from vqclip.engines import get_engine
@@ -163,7 +167,8 @@ def render(
         first_frame, first_iteration, total_done = state["frame"], state["iteration"], state["total_iterations"]
         engine.load_state_dict(state["engine"])
         optimizer = make_optimizer()
-        optimizer.load_state_dict(state["optimizer"])
+        if state["optimizer"]:
+            optimizer.load_state_dict(state["optimizer"])
         if precision.scaler is not None and state.get("scaler"):
             precision.scaler.load_state_dict(state["scaler"])
         reference = state.get("reference")
@@ -173,8 +178,8 @@ def render(
 
     def snapshot(frame: int, iteration: int, complete: bool = False) -> None:
         save_state(out, {
-            "version": 1, "seed": seed, "config_hash": chash, "settings": frame_settings(cfg), "frame": frame, "iteration": iteration,
-            "total_iterations": total_done, "complete": complete, "engine": engine.state_dict(),
+            "version": 1, "seed": seed, "config_hash": chash, "settings": frame_settings(cfg),
+            "frame": frame, "iteration": iteration, "total_iterations": total_done, "complete": complete, "engine": engine.state_dict(),
             "optimizer": optimizer.state_dict() if optimizer is not None else {},
             "scaler": precision.scaler.state_dict() if precision.scaler is not None else {},
             "reference": reference.detach().cpu() if reference is not None else None,
