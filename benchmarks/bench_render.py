@@ -7,6 +7,7 @@ crop), cutouts with augmentations, every perceptor in one batch, the prompt loss
 
     python benchmarks/bench_render.py --model imagenet_f16_16384 --clip ViT-B-32 --size 256 --cutn 32
     python benchmarks/bench_render.py --size 512 --precision fp16 --device cuda
+    python benchmarks/bench_render.py --engine pixels --size 1280x720 --views 4 --iterations-per-frame 25
 
 Memory: on CUDA the peak of ``torch.cuda.max_memory_allocated``; on the CPU the bytes autograd saves
 for the backward pass during one step (``saved_tensors_hooks``), which is what grows with size and
@@ -48,14 +49,21 @@ def build(args):
         "prompts": {"texts": "a painting of a lighthouse in a storm"},
         "size": {"width": width, "height": height},
         "models": {"vqgan": args.model, "clip": [a for a in args.clip.split(",")]},
-        "generation": {"cutn": args.cutn, "precision": args.precision, "device": args.device, "seed": 0},
+        "generation": {"cutn": args.cutn, "precision": args.precision, "device": args.device, "seed": 0,
+                       "engine": args.engine, "pixels": {"views": args.views}},
     })
     device = resolve_device(cfg.generation.device)
     precision = resolve_precision(cfg.generation.precision, device)
     torch.manual_seed(0)
     info = get_model_info(args.model)
-    model = build_vqgan(info.arch or args.model).to(device).eval().requires_grad_(False)
-    engine = VQGANEngine(EngineContext(cfg, device, height, width, precision.channels_last), model, args.model)
+    model = None if args.engine == "pixels" else build_vqgan(info.arch or args.model).to(device).eval().requires_grad_(False)
+    ctx = EngineContext(cfg, device, height, width, precision.channels_last)
+    if args.engine == "pixels":  # the pixel engine (paper 000): no generator, its own views and loss
+        from vqclip.engines.pixels import PixelEngine
+
+        engine = PixelEngine(ctx)
+    else:
+        engine = VQGANEngine(ctx, model, args.model)
     perceptors = []
     for arch in args.clip.split(","):
         clip = open_clip.create_model(arch, pretrained=None, device=device)
@@ -68,6 +76,7 @@ def build(args):
             p.to(memory_format=torch.channels_last)
     timeline = Timeline((Scene((Prompt("a painting of a lighthouse in a storm"),), (), 1),))
     bank = PromptBank.build(timeline, perceptors, [1.0] * len(perceptors), device)
+    engine.prepare(perceptors, bank)
     cutouts = {s: Cutouts(s, cfg.generation.cutn, cfg.generation.cut_pow, cfg.generation.augmentations).to(device)
                for s in sorted({p.input_size for p in perceptors})}
     engine.start(None)
@@ -78,13 +87,21 @@ def build(args):
 def make_step(device, precision, engine, perceptors, bank, cutouts, optimizer):
     """One optimizer step exactly as the render loop runs it."""
 
+    reference = engine.image()  # a later frame's previous frame, for an engine's stability term
+    count = [0]
+
     def step() -> float:
         optimizer.zero_grad(set_to_none=True)
         with precision.autocast():
             image = engine.synth()
-            batches = {s: maker(image) for s, maker in cutouts.items()}
-            embeds = [p.encode_image(batches[p.input_size]) for p in perceptors]
-            loss, _ = bank.loss(0, embeds)
+            custom = engine.loss(1, count[0], image, reference)  # the pixel engine's own objective, or None
+            count[0] += 1
+            if custom is not None:
+                loss = custom[0]
+            else:
+                batches = {s: maker(image) for s, maker in cutouts.items()}
+                embeds = [p.encode_image(batches[p.input_size]) for p in perceptors]
+                loss, _ = bank.loss(0, embeds)
         precision.step(loss, optimizer)
         engine.after_step()
         return float(loss.detach())
@@ -123,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clip", default="ViT-B-32", help="open_clip architecture(s), comma-separated (random weights)")
     ap.add_argument("--size", default="256", help="frame size: 256 or WIDTHxHEIGHT")
     ap.add_argument("--cutn", type=int, default=32)
+    ap.add_argument("--engine", default="vqgan", choices=["vqgan", "pixels"], help="what is optimized (pixels: paper 000)")
+    ap.add_argument("--views", type=int, default=4, help="pixels engine: augmented views per step")
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--iterations", type=int, default=3, help="timed steps (after --warmup)")
@@ -162,19 +181,23 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":
         memory = f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB CUDA max allocated"
     else:
-        memory = f"{saved_activation_bytes(step, [engine.model, *perceptors]) / 2**30:.2f} GiB saved activations per step (CPU)"
+        modules = [m for m in (getattr(engine, "model", None), *perceptors) if m is not None]
+        memory = f"{saved_activation_bytes(step, modules) / 2**30:.2f} GiB saved activations per step (CPU)"
     with FlopCounterMode(display=False) as counter:
         step()
     flops = counter.get_total_flops()
 
     w, h = _parse_size(args.size)
-    print(f"vqclip bench: {args.model} + {args.clip} at {w}x{h}, cutn {args.cutn}, {precision.name} on {device}"
+    what = f"pixels, {args.views} views" if args.engine == "pixels" else f"{args.model}, cutn {args.cutn}"
+    print(f"vqclip bench: {what} + {args.clip} at {w}x{h}, {precision.name} on {device}"
           f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else f' ({torch.get_num_threads()} threads)'}")
-    print(f"  latent grid     {engine.grid[1]}x{engine.grid[0]} (canvas {engine.canvas[1]}x{engine.canvas[0]})")
+    if hasattr(engine, "grid"):
+        print(f"  latent grid     {engine.grid[1]}x{engine.grid[0]} (canvas {engine.canvas[1]}x{engine.canvas[0]})")
     print(f"  step times      {', '.join(f'{x:.3f}' for x in times)} s (after {args.warmup} warm-up)")
     print(f"  iterations/s    {1 / s_per_it:.3f}")
     print(f"  s/frame         {args.iterations_per_frame * s_per_it + frame_overhead:.2f} "
           f"({args.iterations_per_frame} steps + {frame_overhead:.2f} s warp/encode/export)")
+    print(f"  frames/s        {1 / (args.iterations_per_frame * s_per_it + frame_overhead):.4f}")
     print(f"  peak memory     {memory}")
     print(f"  FLOP per step   {flops / 1e12:.3f} TFLOP (forward + backward)")
     print(f"  achieved        {flops / s_per_it / 1e12:.3f} TFLOP/s")
