@@ -148,3 +148,56 @@ def test_ctrl_c_saves_and_stops_cleanly(tiny, tmp_path):
     assert part.stop_reason == "interrupted" and not part.completed and len(part.frames) == 1
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
     assert render(tiny, tmp_path / "o", resume=True).completed
+
+
+@pytest.mark.parametrize("kind", ["gumbel", "transformer"])
+def test_other_checkpoint_kinds_render(tiny, taming_checkpoints, tmp_path, kind):
+    config, ckpt, _ = taming_checkpoints[kind]
+    tiny["models"]["vqgan"] = {"config": str(config), "checkpoint": str(ckpt)}
+    tiny["generation"].update(iterations_first_frame=2, iterations_per_frame=1)
+    tiny["output"] = {"video": False, "contact_sheet": False}
+    result = render(tiny, tmp_path / kind)
+    assert result.completed and [Image.open(p).size for p in result.frames] == [(32, 32)] * 3
+
+
+def test_several_perceptors_at_once(tiny, open_clip_files, tmp_path):
+    import json
+
+    import open_clip
+    import torch
+
+    # a second tiny CLIP with a 16-pixel input: its cutouts are made at their own size
+    cfg = json.loads(open_clip_files["config"].read_text())
+    cfg["vision_cfg"].update(image_size=16, patch_size=4)
+    (tmp_path / "small.json").write_text(json.dumps(cfg))
+    torch.manual_seed(1)
+    torch.save(open_clip.CLIP(**cfg).state_dict(), tmp_path / "small.pt")
+    tiny["models"]["clip"].append({"spec": {"config": str(tmp_path / "small.json"), "weights": str(tmp_path / "small.pt")}, "weight": 0.5})
+    tiny["animation"]["frames"] = 1
+    tiny["output"] = {"video": False}
+    losses = []
+    result = render(tiny, tmp_path / "o", callback=lambda e: losses.append(e["losses"]) if e["event"] == "iteration" else None)
+    assert result.completed and len(losses) == 6
+    assert Image.open(result.frames[0]).text["model"].endswith(", clip:tiny-clip, clip:small")
+
+
+def test_half_precision_is_for_cuda_only():
+    import torch
+
+    from vqclip.precision import resolve_precision
+
+    cpu = resolve_precision("auto", torch.device("cpu"))
+    assert (cpu.name, cpu.dtype, cpu.scaler, cpu.channels_last) == ("fp32", None, None, False)
+    with pytest.raises(ConfigError, match="generation.precision: 'fp16' is not allowed on cpu; use auto or fp32"):
+        resolve_precision("fp16", torch.device("cpu"))
+
+
+@pytest.mark.gpu
+def test_fp16_render_on_cuda(tiny, tmp_path):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    tiny["generation"].update(device="cuda", precision="fp16")
+    tiny["output"] = {"video": False}
+    assert render(tiny, tmp_path / "o").completed
