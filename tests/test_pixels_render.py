@@ -1,4 +1,4 @@
-"""generation.engine: pixels through the shared renderer: story frames, metadata, resume, errors, CLI."""
+"""generation.engine: pixels through the shared renderer (tiny open_clip files, real loader): story, metadata, resume, errors, CLI."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from vqclip.errors import ConfigError
 PRESET = {
     "prompts": {"scenes": [{"texts": "a red square on grass"}, {"texts": "a blue circle in the sky"}]},
     "size": {"width": 40, "height": 24},
-    "models": {"clip": [{"spec": "toy", "weight": 1.0}, {"spec": "toy", "weight": 0.5}]},
+    "models": {"clip": [{"spec": "toy", "weight": 1.0}]},  # the tests give local open_clip files
     "generation": {
         "engine": "pixels",
         "seed": 7,
@@ -25,30 +25,40 @@ PRESET = {
 
 
 @pytest.fixture
-def perceptors(monkeypatch):
-    """Two tiny seeded perceptors in place of the configured CLIP models (no files, no network)."""
-    from test_pixels import TinyPerceptor
+def preset(open_clip_files):
+    """PRESET with two tiny open_clip models from local files (the real loader; no network)."""
+    import copy
 
-    import vqclip.render
+    spec = {"config": str(open_clip_files["config"]), "weights": str(open_clip_files["weights"])}
+    data = copy.deepcopy(PRESET)
+    data["models"]["clip"] = [{"spec": spec, "weight": 1.0}, {"spec": dict(spec), "weight": 0.5}]
+    return data
 
-    made = []
 
-    def load(cfg, device):
-        made[:] = [TinyPerceptor(seed=i) for i, _ in enumerate(cfg.models.clip)]
-        return made
+@pytest.fixture
+def perceptor_calls(monkeypatch):
+    """Counts encode_image calls per perceptor instance, in load order."""
+    from vqclip.models.clip import Perceptor
 
-    monkeypatch.setattr(vqclip.render, "_load_perceptors", load)
-    return made
+    calls: dict[int, int] = {}
+    original = Perceptor.encode_image
+
+    def counting(self, x01):
+        calls[id(self)] = calls.get(id(self), 0) + 1
+        return original(self, x01)
+
+    monkeypatch.setattr(Perceptor, "encode_image", counting)
+    return calls
 
 
 def _frames(out):
     return [torch.from_numpy(np.array(Image.open(p))) for p in sorted((out / "frames").glob("*.png"))]
 
 
-def test_two_prompt_story_renders_frames_weights_and_settings(tmp_path, perceptors):
+def test_two_prompt_story_renders_frames_weights_and_settings(tmp_path, preset, perceptor_calls):
     from vqclip.render import planned_iterations, render
 
-    cfg = load_config(PRESET)
+    cfg = load_config(preset)
     assert [s.frames for s in cfg.prompts.scenes] == [4, 2] and cfg.animation.frames == 6  # 2F, then F
     assert planned_iterations(cfg) == 4 + 5 * 2
     events = []
@@ -64,16 +74,16 @@ def test_two_prompt_story_renders_frames_weights_and_settings(tmp_path, percepto
     assert Image.open(result.frames[0]).size == (40, 24)
     steps = [e for e in events if e["event"] == "iteration"]
     assert "stability" not in steps[0]["losses"] and "stability" in steps[-1]["losses"]  # eq. 2 after the first frame
-    assert [p.calls for p in perceptors] == [7, 7]  # two perceptors alternate over the 14 steps
+    assert sorted(perceptor_calls.values()) == [7, 7]  # two perceptors alternate over the 14 steps
     settings = yaml.safe_load((tmp_path / "out" / "settings.yaml").read_text())
     assert settings["generation"]["engine"] == "pixels" and settings["generation"]["pixels"]["temperature"] == 40
     assert load_config(tmp_path / "out" / "settings.yaml").prompts.scenes[0].frames == 4  # reloads the same
 
 
-def test_resume_after_a_stop_gives_the_same_frames(tmp_path, perceptors):
+def test_resume_after_a_stop_gives_the_same_frames(tmp_path, preset):
     from vqclip.render import render
 
-    cfg = load_config(PRESET)
+    cfg = load_config(preset)
     render(cfg, tmp_path / "whole")
 
     def stop_after_two(event):
