@@ -71,8 +71,12 @@ def test_any_size_is_output_exactly(tiny, tmp_path):
     tiny["size"] = {"width": 51, "height": 37}  # not multiples of the factor, odd for the video
     tiny["animation"] = {"frames": 2, "zoom": 1.1, "angle": 3}
     tiny["generation"].update(iterations_first_frame=2, iterations_per_frame=1)
-    result = render(tiny, tmp_path / "o")
+    Image.new("RGB", (80, 60), (200, 30, 30)).save(tmp_path / "red.png")  # any size: fitted to the frame
+    tiny["prompts"].update(init_image=str(tmp_path / "red.png"), target_images=f"{tmp_path / 'red.png'}:0.5")
+    events = []
+    result = render(tiny, tmp_path / "o", callback=events.append)
     assert [Image.open(p).size for p in result.frames] == [(51, 37), (51, 37)]
+    assert f"image:{tmp_path / 'red.png'}" in events[0]["losses"]
     from vqclip.video import probe
 
     info = probe(result.video)
