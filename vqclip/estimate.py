@@ -59,8 +59,10 @@ class GpuSpec:
     total_bytes: int
     fp16_tflops: float  # tensor-core peak
     fp32_tflops: float
-    fp16_efficiency: float = 0.25  # share of the peak a VQGAN-CLIP step reaches (memory-bound norms, small batches)
+    bandwidth_gbs: float = 320.0  # memory bandwidth, GB/s
+    fp16_efficiency: float = 0.25  # share of the peak the convolutions and matmuls of a step reach
     fp32_efficiency: float = 0.45
+    bandwidth_efficiency: float = 0.7
 
     def tflops(self, precision: str) -> float:
         """Effective TFLOP/s assumed for a step in ``precision``."""
@@ -69,8 +71,8 @@ class GpuSpec:
         return self.fp16_tflops * self.fp16_efficiency
 
 
-#: Colab's free GPU: 15 GB (mem_get_info reports 14.75 GiB), 65 TFLOP/s fp16 tensor cores, 8.1 fp32.
-T4 = GpuSpec("Tesla T4", 15_835_660_288, 65.0, 8.1)
+#: Colab's free GPU: 15 GB (mem_get_info reports 14.75 GiB), 65 TFLOP/s fp16 tensor cores, 8.1 fp32, 320 GB/s.
+T4 = GpuSpec("Tesla T4", 15_835_660_288, 65.0, 8.1, 320.0)
 STEP_OVERHEAD_S = 0.02  # Python, kornia's parameter sampling, the optimizer: per step, on any GPU
 
 
@@ -113,8 +115,11 @@ class StepEstimate:
         return self.total_bytes / GiB
 
     def seconds_per_iteration(self, gpu: GpuSpec = T4) -> float:
-        """Estimated seconds per step on ``gpu`` (FLOPs / assumed effective throughput + overhead)."""
-        return self.tflop / gpu.tflops(self.precision) + STEP_OVERHEAD_S
+        """Estimated seconds per step on ``gpu``: FLOPs at the assumed throughput, plus memory traffic, plus overhead."""
+        # The norms and activations between convolutions are memory-bound: each saved tensor is written
+        # in the forward pass and read back, with its gradient written, in the backward pass.
+        traffic = 3 * self.activation_bytes / (gpu.bandwidth_gbs * 1e9 * gpu.bandwidth_efficiency)
+        return self.tflop / gpu.tflops(self.precision) + traffic + STEP_OVERHEAD_S
 
     def summary(self) -> str:
         """One line: size, memory and time per step on a T4."""
