@@ -1,0 +1,241 @@
+"""The notebook panels driven from Python: set values, click buttons, check what they did.
+
+Runs under the installed ipywidgets (8.x here) and, through tests/test_ui_ipywidgets7.py, under
+Colab's 7.7.1. Renders use smoke mode (toy models, tiny sizes); while the toy pack is missing they
+use tiny models written by conftest in the real file formats.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+import wave
+from pathlib import Path
+
+import ipywidgets as widgets
+import pytest
+import yaml
+
+from vqclip.config import load_config, list_presets
+from vqclip.ui.common import NotebookEnv, find_renders, setup_notebook, smoke_preset
+from vqclip.ui.compat import IPYWIDGETS_MAJOR, clear_upload, section, tabs, uploaded_files
+
+
+def toy_pack_present() -> bool:
+    from vqclip.models.registry import _packaged_dir
+
+    d = _packaged_dir()
+    return all((d / n).is_file() for n in ("toy_vqgan.yaml", "toy_vqgan.ckpt", "toy_clip.json", "toy_clip.pt"))
+
+
+@pytest.fixture
+def smoke_env(tmp_path, monkeypatch, taming_checkpoints, open_clip_files):
+    """A smoke-mode NotebookEnv writing under tmp_path (tiny local models if the toy pack has not landed)."""
+    monkeypatch.setenv("VQCLIP_SMOKE", "1")
+    if not toy_pack_present():
+        config, ckpt, _ = taming_checkpoints["vq"]
+        monkeypatch.setenv("VQCLIP_SMOKE_SET", f"models.vqgan={{config: {config}, checkpoint: {ckpt}}};"
+                           f"models.clip=[{{config: {open_clip_files['config']}, weights: {open_clip_files['weights']}}}]")
+    return setup_notebook(out_root=tmp_path / "out")
+
+
+def fake_upload(upload: widgets.FileUpload, name: str, content: bytes) -> None:
+    """Do what the browser does when a file is picked, in the widget's own major version."""
+    if IPYWIDGETS_MAJOR >= 8:
+        import datetime
+
+        upload.value = ({"name": name, "type": "audio/wav", "size": len(content), "content": memoryview(content),
+                         "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
+    else:
+        upload.set_trait("metadata", [{"name": name, "type": "audio/wav", "size": len(content), "lastModified": 0}])
+        upload.set_trait("data", [content])
+        upload._counter += 1
+
+
+def wav_bytes(seconds: float = 1.0, rate: int = 8000) -> bytes:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate))) for i in range(int(seconds * rate))))
+    return buf.getvalue()
+
+
+# --- compat ------------------------------------------------------------------------------------
+
+
+def test_uploaded_files_in_this_major():
+    up = widgets.FileUpload()
+    assert uploaded_files(up) == []
+    fake_upload(up, "song.wav", b"RIFF1234")
+    assert uploaded_files(up) == [("song.wav", b"RIFF1234")]
+    clear_upload(up)
+    assert uploaded_files(up) == []
+
+
+def test_uploaded_files_reads_both_shapes():
+    class Fake:
+        value = {"a.wav": {"metadata": {"name": "a.wav"}, "content": b"7"}}
+
+    assert uploaded_files(Fake()) == [("a.wav", b"7")]
+    Fake.value = ({"name": "b.wav", "type": "", "size": 1, "content": memoryview(b"8"), "last_modified": 0},)
+    assert uploaded_files(Fake()) == [("b.wav", b"8")]
+
+
+def test_tabs_and_sections():
+    t = tabs([widgets.Label("a"), widgets.Label("b")], ["One", "Two"])
+    titles = t.titles if t.has_trait("titles") else tuple(t.get_title(i) for i in range(2))
+    assert tuple(titles) == ("One", "Two")
+    s = section("More", [widgets.Label("x")])
+    assert s.body.layout.display == "none"
+    s.toggle.value = True
+    assert s.body.layout.display == "" and s.toggle.icon == "caret-down"
+
+
+# --- environment and smoke mode ------------------------------------------------------------------
+
+
+def test_setup_notebook_local(tmp_path, monkeypatch):
+    monkeypatch.delenv("VQCLIP_SMOKE", raising=False)
+    monkeypatch.setenv("VQCLIP_OUT", str(tmp_path / "o"))
+    env = setup_notebook()
+    assert env.out_root == tmp_path / "o" and env.out_root.is_dir()
+    assert not env.in_colab and not env.smoke
+    assert "outputs in" in env.describe()
+
+
+@pytest.mark.parametrize("name", [n for n, _ in list_presets()])
+def test_every_preset_shrinks_to_a_valid_smoke_preset(name, smoke_env):
+    from vqclip.ui.common import preset_data
+
+    cfg = load_config(smoke_preset(preset_data(name)))
+    assert cfg.size.width <= 64 and cfg.animation.frames <= 12 and cfg.generation.iterations_first_frame <= 4
+
+
+# --- pre-production ------------------------------------------------------------------------------
+
+
+def test_pre_panel_preset_style_size_and_save(smoke_env):
+    from vqclip.ui.pre import PreProductionPanel
+
+    p = PreProductionPanel(smoke_env, preset="klee_garden", estimate=False)
+    assert p.prompt.value == "Garden full of flowers and plants in Paul Klee style"
+    assert p.model.value == "imagenet_f16_16384" and "downloaded" in p.model.label
+    assert "good for" in p.model_info.value
+    p.preset.value = "zoom_tunnel"
+    assert "tunnel" in p.prompt.value and (p.width.value, p.height.value) == (576, 320)
+    p.style.value = "ukiyo-e woodblock print"
+    p.add_style.click()
+    p.add_style.click()  # once only
+    assert p.prompt.value.count("ukiyo-e woodblock print") == 1
+    p.model.value = "wikiart_16384"
+    assert "painterly" in p.model_info.value
+    p.aspect.value = "9:16"
+    w, h = p.width.value, p.height.value
+    assert w < h  # a portrait size was picked
+    p.save_name.value = "bad name!"
+    p.save_button.click()
+    assert "not allowed" in p.save_status.value and p.saved_path is None
+    p.save_name.value = "my_tunnel"
+    p.save_button.click()
+    assert p.saved_path == smoke_env.presets / "my_tunnel.yaml"
+    data = yaml.safe_load(p.saved_path.read_text())
+    assert "ukiyo-e" in data["prompts"]["texts"]
+    load_config(p.saved_path)  # a valid preset
+
+
+def test_pre_panel_memory_check_and_largest_size(smoke_env):
+    from vqclip.estimate import GiB, GpuInfo
+    from vqclip.ui.pre import PreProductionPanel
+
+    smoke_env.gpu = GpuInfo("Small GPU", 5 * GiB, 5 * GiB)
+    p = PreProductionPanel(smoke_env, preset="klee_garden")
+    assert p.last_fit is not None and not p.last_fit.fits  # 640x360 needs ~7 GiB
+    assert "too big" in p.memory.value and "Small GPU" in p.memory.value
+    assert not p.use_largest.disabled
+    w, h = p.last_fit.largest
+    p.use_largest.click()
+    assert (p.width.value, p.height.value) == (w, h) and w * 9 == pytest.approx(h * 16, rel=0.06)
+    assert p.last_fit.fits and p.use_largest.disabled and "fits" in p.memory.value
+
+
+def test_pre_panel_preview_shows_the_first_frame(smoke_env):
+    from vqclip.ui.pre import PreProductionPanel
+
+    p = PreProductionPanel(smoke_env, preset="fast_draft", estimate=False)
+    p.preview_button.click()
+    assert p.preview_result is not None, p.preview_status.value
+    assert len(p.preview_result.frames) == 1
+    assert p.preview_image.value[:4] == b"\x89PNG" and "preview done" in p.preview_status.value
+
+
+# --- production and post-production --------------------------------------------------------------
+
+
+def test_production_render_stop_resume_and_post(smoke_env):
+    from vqclip.ui.post import PostProductionPanel
+    from vqclip.ui.production import ProductionPanel
+    from vqclip.video import probe
+
+    prod = ProductionPanel(smoke_env, preset="zoom_tunnel")
+    assert prod.name.value == "zoom_tunnel"
+    original = prod._on_event
+
+    def stop_after_first_frame(event):  # a person pressing Stop while frame 0 is written
+        if event["event"] == "frame" and event["frame"] == 0:
+            prod.stop_button.click()
+        return original(event)
+
+    prod._on_event = stop_after_first_frame
+    prod.render_button.click()  # background thread
+    result = prod.wait(120)
+    assert result is not None, prod.message.value
+    assert not result.completed and result.stop_reason == "stopped" and len(result.frames) == 1
+    assert "Resume" in prod.message.value and (prod.out_dir / "resume.pt").is_file()
+    assert prod.contact_sheet.value[:4] == b"\x89PNG"
+
+    prod._on_event = original
+    prod.render_button.click()  # not resume: refuses to overwrite the unfinished render
+    prod.wait(60)
+    assert "unfinished render" in prod.message.value
+    prod.resume_button.click()
+    result = prod.wait(120)
+    assert result.completed and len(result.frames) == 4, prod.message.value
+    assert prod.progress.value == prod.progress.max and "ETA" in prod.status.value
+    assert {"iteration", "preview", "frame", "done"} <= set(prod.events)
+    assert prod.preview.value[:4] == b"\x89PNG"
+    assert isinstance(prod.video_box.children[0], widgets.Video)
+    info = probe(result.video)
+    assert info.codec == "h264" and info.n_frames == 4
+
+    post = PostProductionPanel(smoke_env)
+    assert post.renders.value == (str(prod.out_dir),)
+    post.speed.value = 0.5
+    post.boomerang.value = True
+    post.transition.value = "crossfade"
+    post.title.value = "Hello"
+    post.fade_in.value, post.fade_out.value = 0.1, 0.1
+    fake_upload(post.music, "my song.wav", wav_bytes())
+    assert post.music_path is not None and post.music_path.name == "my_song.wav" and post.music_path.is_file()
+    post.output_name.value = "final cut"
+    post.export_button.click()
+    assert post.result is not None, post.message.value
+    assert post.result.path == smoke_env.out_root / "post" / "final_cut.mp4"
+    info = probe(post.result.path)
+    assert info.has_audio and info.codec == "h264" and info.width % 2 == 0
+    # 4 frames at 12 fps, half speed, boomerang: ~1.3 s
+    assert post.result.duration == pytest.approx(2 * 2 * 4 / 12, rel=0.35)
+    assert isinstance(post.player.children[0], widgets.Video)
+
+
+def test_post_panel_errors_and_gif(smoke_env, tmp_path):
+    from vqclip.ui.post import PostProductionPanel
+
+    post = PostProductionPanel(smoke_env)
+    assert post.renders.options == ()
+    post.export_button.click()
+    assert "none chosen" in post.message.value and post.result is None
+    fake_upload(post.music, "notes.txt", b"hello")
+    assert "not allowed" in post.music_status.value and post.music_path is None

@@ -1,0 +1,126 @@
+"""Post-production panel: pick renders, speed, loop/boomerang, fades, crossfades, a title, music; export and play."""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+import ipywidgets as widgets
+
+from vqclip.ui.common import NotebookEnv, find_renders, setup_notebook
+from vqclip.ui.compat import clear_upload, section, uploaded_files, video_widget
+
+__all__ = ["PostProductionPanel"]
+
+AUDIO_SUFFIXES = (".wav", ".mp3", ".ogg", ".flac", ".m4a", ".aac")
+
+
+class PostProductionPanel(widgets.VBox):
+    """Join finished renders into a piece with vqclip.post and play it inline."""
+
+    def __init__(self, env: NotebookEnv | None = None):
+        self.env = env or setup_notebook()
+        self.result = None  # the last vqclip.post.PostResult
+        self.music_path: Path | None = None
+        self.renders = widgets.SelectMultiple(description="Renders", layout=widgets.Layout(width="95%", height="96px"))
+        self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
+        self.speed = widgets.FloatSlider(value=1.0, min=0.25, max=4.0, step=0.25, description="Speed")
+        self.loop = widgets.IntSlider(value=1, min=1, max=8, description="Loop")
+        self.boomerang = widgets.Checkbox(value=False, description="Boomerang (forward, then back)")
+        self.transition = widgets.Dropdown(options=["cut", "crossfade", "fade"], value="crossfade", description="Between")
+        self.transition_duration = widgets.FloatSlider(value=1.0, min=0.1, max=4.0, step=0.1, description="Seconds")
+        self.fade_in = widgets.FloatSlider(value=0.5, min=0.0, max=5.0, step=0.1, description="Fade in")
+        self.fade_out = widgets.FloatSlider(value=1.0, min=0.0, max=5.0, step=0.1, description="Fade out")
+        self.title = widgets.Text(description="Title", placeholder="shown for the first 3 s")
+        self.music = widgets.FileUpload(accept=",".join(AUDIO_SUFFIXES), multiple=False, description="Music")
+        self.music_status = widgets.HTML()
+        self.volume = widgets.FloatSlider(value=0.8, min=0.0, max=1.5, step=0.05, description="Volume")
+        self.output_name = widgets.Text(value="piece", description="Save as")
+        self.format = widgets.Dropdown(options=["mp4", "gif", "webm"], value="mp4", description="Format")
+        self.export_button = widgets.Button(description="Export", icon="film", button_style="success")
+        self.message = widgets.HTML()
+        self.player = widgets.VBox()
+
+        self.refresh_button.on_click(lambda _: self.refresh())
+        self.music.observe(lambda _: self._on_music(), names="value")
+        self.export_button.on_click(lambda _: self.export())
+        super().__init__([
+            widgets.HTML("<h3>Post-production</h3>"),
+            widgets.HBox([self.renders, self.refresh_button]),
+            widgets.HBox([self.speed, self.loop]), self.boomerang,
+            widgets.HBox([self.transition, self.transition_duration]),
+            widgets.HBox([self.fade_in, self.fade_out]), self.title,
+            section("Music", [widgets.HBox([self.music, self.volume]), self.music_status]),
+            widgets.HBox([self.output_name, self.format, self.export_button]), self.message, self.player,
+        ])
+        self.refresh()
+
+    def refresh(self) -> None:
+        """List the finished renders (newest first) and select the newest."""
+        found = find_renders(self.env.renders)
+        self.renders.options = [(p.name, str(p)) for p in found]
+        if found and not self.renders.value:
+            self.renders.value = (str(found[0]),)
+
+    def _on_music(self) -> None:
+        files = uploaded_files(self.music)
+        if not files:
+            return
+        name, content = files[-1]
+        safe = re.sub(r"[^A-Za-z0-9_.\-]", "_", Path(name).name) or "music"
+        if Path(safe).suffix.lower() not in AUDIO_SUFFIXES:
+            self.music_status.value = (f"<span style='color:#b00'>music: {html.escape(name)!s} is not allowed; upload one of "
+                                       f"{', '.join(AUDIO_SUFFIXES)}</span>")
+            clear_upload(self.music)
+            return
+        folder = self.env.out_root / "music"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.music_path = folder / safe
+        self.music_path.write_bytes(content)
+        self.music_status.value = f"music: {html.escape(safe)} ({len(content) / 1e6:.1f} MB)"
+
+    def post_dict(self) -> dict:
+        """The post settings of the current choices (see vqclip.post_config.PostConfig)."""
+        scenes = [{"source": src, "speed": self.speed.value, "loop": self.loop.value, "boomerang": self.boomerang.value}
+                  for src in self.renders.value]
+        data = {
+            "scenes": scenes, "transition": self.transition.value, "transition_duration": self.transition_duration.value,
+            "fade_in": self.fade_in.value, "fade_out": self.fade_out.value,
+            "output": {"path": str(self.output_path), "quality": "high"},
+        }
+        if self.title.value.strip():
+            data["titles"] = [{"text": self.title.value.strip(), "duration": 3.0, "font": "sans-bold", "size": 0.12}]
+        if self.music_path is not None:
+            data["music"] = {"path": str(self.music_path), "volume": self.volume.value, "fade_out": 1.0}
+        return data
+
+    @property
+    def output_path(self) -> Path:
+        """Where the piece is written."""
+        name = re.sub(r"[^A-Za-z0-9_\-]", "_", self.output_name.value.strip()) or "piece"
+        return self.env.out_root / "post" / f"{name}.{self.format.value}"
+
+    def export(self):
+        """Compose and write the piece, then show it; returns the PostResult (None on a bad setting)."""
+        from vqclip.errors import VqclipError
+        from vqclip.post import run_post
+
+        if not self.renders.value:
+            self.message.value = "<span style='color:#b00'>renders: none chosen; render something in the production notebook first</span>"
+            return None
+        self.output_path.parent.mkdir(parents=True, exist_ok=True)
+        self.message.value = "exporting..."
+        try:
+            self.result = run_post(self.post_dict())
+        except VqclipError as exc:
+            self.message.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
+            return None
+        i = self.result.info
+        self.message.value = (f"wrote {html.escape(str(self.result.path))}: {i.width}x{i.height}, {i.fps:g} fps, "
+                              f"{self.result.duration:.1f} s{', with music' if i.has_audio else ''}")
+        if self.result.path.suffix in (".mp4", ".webm"):
+            self.player.children = [video_widget(self.result.path)]
+        else:
+            self.player.children = [widgets.Image(value=self.result.path.read_bytes(), format="gif")]
+        return self.result

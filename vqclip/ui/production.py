@@ -1,0 +1,173 @@
+"""Production panel: render with a live preview, a progress bar with ETA, Stop and Resume, the contact sheet, the draft video."""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+
+from vqclip.ui.common import NotebookEnv, preset_data, setup_notebook, smoke_preset
+from vqclip.ui.compat import image_widget, set_image, video_widget
+
+__all__ = ["ProductionPanel", "preset_choices"]
+
+
+def preset_choices(env: NotebookEnv) -> list[tuple[str, str]]:
+    """(label, preset) pairs: the presets saved in this notebook's folder first (newest first), then the bundled ones."""
+    from vqclip.config import list_presets
+
+    saved = sorted(env.presets.glob("*.yaml"), key=lambda p: p.stat().st_mtime, reverse=True) if env.presets.is_dir() else []
+    return [(f"{p.stem} (saved)", str(p)) for p in saved] + [(f"{n}: {d[:60]}", n) for n, d in list_presets()]
+
+
+class ProductionPanel(widgets.VBox):
+    """Render a preset into ``<out_root>/renders/<name>``; Stop saves the state, Resume continues."""
+
+    def __init__(self, env: NotebookEnv | None = None, preset: str | None = None, name: str | None = None):
+        self.env = env or setup_notebook()
+        self.result = None  # the last RenderResult
+        self.events: list[str] = []  # event kinds seen, for tests and the curious
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._t0 = 0.0
+        self._it0 = 0
+        choices = preset_choices(self.env)
+        values = [v for _, v in choices]
+        if preset is not None and preset not in values:
+            choices.insert(0, (Path(preset).stem, preset))
+            values.insert(0, preset)
+        self.preset = widgets.Dropdown(options=choices, value=preset if preset is not None else values[0], description="Preset",
+                                       layout=widgets.Layout(width="95%"))
+        self.name = widgets.Text(description="Render as")
+        self.render_button = widgets.Button(description="Render", icon="play", button_style="success")
+        self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger", disabled=True)
+        self.resume_button = widgets.Button(description="Resume", icon="forward", button_style="info")
+        self.progress = widgets.IntProgress(value=0, min=0, max=1, description="Progress", layout=widgets.Layout(width="95%"))
+        self.status = widgets.HTML()
+        self.preview = image_widget("384px")
+        self.contact_sheet = image_widget("95%")
+        self.video_box = widgets.VBox()
+        self.message = widgets.HTML()
+
+        self.preset.observe(lambda c: self._default_name(), names="value")
+        self.render_button.on_click(lambda _: self.start(resume=False))
+        self.resume_button.on_click(lambda _: self.start(resume=True))
+        self.stop_button.on_click(lambda _: self.stop())
+        self._default_name()
+        super().__init__([
+            widgets.HTML("<h3>Production</h3>"), self.preset, self.name,
+            widgets.HBox([self.render_button, self.stop_button, self.resume_button]),
+            self.progress, self.status, self.preview, self.message,
+            widgets.HTML("<b>Contact sheet</b>"), self.contact_sheet, widgets.HTML("<b>Draft video</b>"), self.video_box,
+        ])
+
+    def _default_name(self) -> None:
+        self.name.value = Path(str(self.preset.value)).stem
+
+    @property
+    def out_dir(self) -> Path:
+        """Where this render goes."""
+        return self.env.renders / (self.name.value.strip() or "render")
+
+    def config(self):
+        """The validated RenderConfig of the chosen preset (shrunk in smoke mode)."""
+        from vqclip.config import load_config
+
+        data = preset_data(self.preset.value)
+        return load_config(smoke_preset(data) if self.env.smoke else data)
+
+    # --- running ----------------------------------------------------------------------------------
+
+    def start(self, resume: bool = False) -> threading.Thread:
+        """Render in a background thread, so the Stop button stays clickable."""
+        if self._thread is not None and self._thread.is_alive():
+            self.message.value = "a render is already running; press Stop first"
+            return self._thread
+        self._thread = threading.Thread(target=self.run, kwargs={"resume": resume}, daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Wait for a background render to end; return its result."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.result
+
+    def stop(self) -> None:
+        """Ask the render to stop at the next step; its state is saved and Resume continues it."""
+        self._stop.set()
+        self.message.value = "stopping after this step..."
+
+    def run(self, resume: bool = False):
+        """Render in the foreground (a notebook interrupt also stops cleanly and saves the state); return the RenderResult."""
+        from vqclip.errors import VqclipError
+        from vqclip.render import render
+
+        self._stop.clear()
+        self.render_button.disabled = self.resume_button.disabled = True
+        self.stop_button.disabled = False
+        self.message.value = f"{'resuming' if resume else 'rendering'} into {html.escape(str(self.out_dir))}"
+        self._t0, self._it0 = time.time(), -1
+        try:
+            cfg = self.config()
+            self.result = render(cfg, self.out_dir, callback=self._on_event, resume=resume)
+        except VqclipError as exc:
+            self.message.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
+            return None
+        finally:
+            self.render_button.disabled = self.resume_button.disabled = False
+            self.stop_button.disabled = True
+        self.show_result(self.result)
+        return self.result
+
+    def _on_event(self, event: dict) -> str | None:
+        kind = event["event"]
+        if kind not in self.events:
+            self.events.append(kind)
+        if kind == "iteration":
+            done, total = event["total_iteration"], max(1, event["total_iterations"])
+            if self._it0 < 0:
+                self._it0, self._t0 = done - 1, time.time()
+            self.progress.max, self.progress.value = total, min(done, total)
+            rate = (done - self._it0) / max(1e-6, time.time() - self._t0)
+            eta = (total - done) / rate if rate > 0 else float("nan")
+            self.status.value = (f"frame {event['frame'] + 1}/{event['frames']}, step {event['iteration']}/{event['iterations']}, "
+                                 f"loss {event['losses']['total']:.3f} &middot; {rate:.1f} steps/s &middot; ETA {_hms(eta)}")
+        elif kind in ("preview", "frame") and event.get("image") is not None:
+            set_image(self.preview, event["image"], max_side=384)
+        return "stop" if self._stop.is_set() else None
+
+    def show_result(self, result) -> None:
+        """The contact sheet, the draft video and what to do next."""
+        if result is None:
+            return
+        if result.contact_sheet is not None and Path(result.contact_sheet).is_file():
+            set_image(self.contact_sheet, result.contact_sheet)
+        if result.completed:
+            self.message.value = (f"done: {len(result.frames)} frames in {result.seconds:.0f} s (seed {result.seed}) "
+                                  f"&rarr; {html.escape(str(result.out_dir))}")
+            self.show_video()
+        else:
+            self.message.value = (f"{result.stop_reason} after {len(result.frames)} frames; the state is saved in "
+                                  f"{html.escape(str(result.out_dir))}. Press Resume (or run <code>panel.run(resume=True)</code>) "
+                                  "to continue, also after a disconnect.")
+
+    def show_video(self, width: int = 480):
+        """Put the draft video in the panel (and return the player)."""
+        path = self.out_dir / "video.mp4"
+        if not path.is_file():
+            return None
+        player = video_widget(path, width=width)
+        self.video_box.children = [player]
+        return player
+
+
+def _hms(seconds: float) -> str:
+    if seconds != seconds or seconds == float("inf"):
+        return "--"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
