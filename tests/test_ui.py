@@ -143,6 +143,7 @@ def test_pre_panel_preset_style_size_and_save(smoke_env):
     assert p.saved_path == smoke_env.presets / "my_tunnel.yaml"
     data = yaml.safe_load(p.saved_path.read_text())
     assert "ukiyo-e" in data["prompts"]["texts"]
+    assert data["size"]["width"] < data["size"]["height"] and data["models"]["vqgan"] == "wikiart_16384"  # not shrunk
     load_config(p.saved_path)  # a valid preset
 
 

@@ -42,6 +42,8 @@ class PostProductionPanel(widgets.VBox):
         self.message = widgets.HTML()
         self.player = widgets.VBox()
 
+        if self.env.smoke:  # smoke renders last a fraction of a second: keep fades and transitions shorter
+            self.transition_duration.value = self.fade_in.value = self.fade_out.value = 0.1
         self.refresh_button.on_click(lambda _: self.refresh())
         self.music.observe(lambda _: self._on_music(), names="value")
         self.export_button.on_click(lambda _: self.export())

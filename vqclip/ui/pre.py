@@ -201,15 +201,15 @@ class PreProductionPanel(widgets.VBox):
         return out + [f"models.vqgan={self.model.value}", f"size.width={self.width.value}", f"size.height={self.height.value}",
                       f"generation.cutn={self.cutn.value}", f"generation.precision={self.precision.value}"]
 
-    def preset_dict(self) -> dict:
-        """The chosen preset with the panel's changes, as a plain dict (smoke mode applied)."""
+    def preset_dict(self, smoke: bool | None = None) -> dict:
+        """The chosen preset with the panel's changes, as a plain dict (shrunk when ``smoke``, default: in smoke mode)."""
         from vqclip.config import apply_override
 
         data = preset_data(self.preset.value)  # with scenes, the prompt acts as a style over every scene
         for item in self.overrides():
             apply_override(data, item)
         data["description"] = f"from {self.preset.value}: {self.prompt.value.strip()[:80]}"
-        return smoke_preset(data) if self.env.smoke else data
+        return smoke_preset(data) if (self.env.smoke if smoke is None else smoke) else data
 
     def config(self):
         """The validated RenderConfig of the current choices."""
@@ -307,7 +307,7 @@ class PreProductionPanel(widgets.VBox):
             self.save_status.value = (f"<span style='color:#b00'>preset name {name!r} is not allowed; use letters, digits, "
                                       "_ and - (up to 64)</span>")
             return None
-        data = self.preset_dict()
+        data = self.preset_dict(smoke=False)  # the real choices; the production panel shrinks them in smoke mode
         try:
             load_config(data)
         except VqclipError as exc:

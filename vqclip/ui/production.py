@@ -40,7 +40,10 @@ class ProductionPanel(widgets.VBox):
         if preset is not None and preset not in values:
             choices.insert(0, (Path(preset).stem, preset))
             values.insert(0, preset)
-        self.preset = widgets.Dropdown(options=choices, value=preset if preset is not None else values[0], description="Preset",
+        if preset is None:  # the newest saved preset, else the paper's example
+            saved = [v for label, v in choices if label.endswith("(saved)")]
+            preset = saved[0] if saved else "klee_garden" if "klee_garden" in values else values[0]
+        self.preset = widgets.Dropdown(options=choices, value=preset, description="Preset",
                                        layout=widgets.Layout(width="95%"))
         self.name = widgets.Text(description="Render as")
         self.render_button = widgets.Button(description="Render", icon="play", button_style="success")
