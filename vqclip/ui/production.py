@@ -121,6 +121,9 @@ class ProductionPanel(widgets.VBox):
         except VqclipError as exc:
             self.message.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
             return None
+        except Exception as exc:  # shown in the panel too: a background thread's traceback is easy to miss
+            self.message.value = f"<span style='color:#b00'>render failed: {html.escape(type(exc).__name__)}: {html.escape(str(exc))}</span>"
+            raise
         finally:
             self.render_button.disabled = self.resume_button.disabled = False
             self.stop_button.disabled = True
