@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import re
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -283,7 +282,8 @@ class PreProductionPanel(widgets.VBox):
         from vqclip.render import render
 
         self.preview_status.value = "rendering a preview..."
-        out = Path(tempfile.mkdtemp(prefix="vqclip_preview_"))
+        # one reused folder (render replaces a finished render's frames), not a new temp dir per click
+        out = self.env.out_root / "previews" / "first_frame"
 
         def show(event: dict) -> None:
             if event["event"] in ("preview", "frame") and event.get("image") is not None:
