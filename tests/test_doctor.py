@@ -151,3 +151,9 @@ def test_doctor_exit_code_is_1_when_a_check_fails(no_network, monkeypatch, capsy
     monkeypatch.setattr(doctor, "check_ffmpeg", lambda: CheckResult("ffmpeg", FAIL, "gone", "reinstall imageio-ffmpeg"))
     assert doctor.run_doctor(skip_render=True) == 1
     assert "[FAIL] ffmpeg: reinstall imageio-ffmpeg" in capsys.readouterr().out
+
+
+def test_toy_render_runs_through_the_real_render_loop():
+    result = doctor.check_toy_render()
+    assert result.status == PASS, result
+    assert result.detail.startswith("2 frames + video in ")
