@@ -19,7 +19,9 @@ def test_same_seed_same_images_other_seed_other_images():
 
 def test_captions_follow_the_template_and_cover_the_vocabulary():
     _, scenes = make_dataset(400, seed=0)
-    assert scenes[0].caption == f"a {scenes[0].colour} {scenes[0].shape} on a {scenes[0].background} background"
+    for s in scenes[:50]:
+        words = s.caption.split()
+        assert words[1:3] == [s.colour, s.shape] and words[5:] == [s.background, "background"], s.caption
     assert all(s.colour != s.background for s in scenes)
     assert {s.shape for s in scenes} == set(SHAPES)
     assert {s.colour for s in scenes} == set(COLOURS) == {s.background for s in scenes}
@@ -63,3 +65,4 @@ def test_bad_input_is_refused_with_what_is_allowed():
     with pytest.raises(ValueError, match="n=-1"):
         make_dataset(-1, seed=0)
     assert caption("red", "circle", "blue") == "a red circle on a blue background"
+    assert caption("orange", "star", "orange") == "an orange star on an orange background"

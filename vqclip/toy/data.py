@@ -24,7 +24,7 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "black": (20, 20, 20),
 }
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "ring")
-TEMPLATE = "a {colour} {shape} on a {background} background"
+TEMPLATE = "{a} {colour} {shape} on {b} {background} background"  # a/an as English wants: users type it so
 
 _SUPERSAMPLE = 4  # draw at 4x and downsample with a box filter: anti-aliased edges
 _COLOUR_JITTER = 10  # +- per RGB channel (0-255), so colours are a small cloud, not one point
@@ -50,8 +50,12 @@ class Scene:
 
 
 def caption(colour: str, shape: str, background: str) -> str:
-    """The caption template filled in; the same text is used to train and to prompt the toy CLIP."""
-    return TEMPLATE.format(colour=colour, shape=shape, background=background)
+    """The caption template filled in ("an orange star on a blue background"); prompts use the same text."""
+    return TEMPLATE.format(a=_article(colour), colour=colour, shape=shape, b=_article(background), background=background)
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def all_captions() -> list[str]:
