@@ -71,3 +71,16 @@ def tiny_preset(taming_checkpoints, open_clip_files, tmp_path):
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(preset))
     return path
+
+
+def test_default_preset_renders_with_the_toy_pack(tmp_path, capsys):
+    out = tmp_path / "default"
+    code = main(["render", "default", "-o", str(out), "--set", "animation.frames=2", "--set", "size.width=64",
+                 "--set", "size.height=48", "--set", "generation.iterations_first_frame=3",
+                 "--set", "generation.iterations_per_frame=2", "--set", "output.images_interval=0"])
+    assert code == 0, capsys.readouterr().err
+    from PIL import Image
+
+    frames = sorted((out / "frames").glob("*.png"))
+    assert [Image.open(p).size for p in frames] == [(64, 48), (64, 48)]
+    assert Image.open(frames[0]).text["model"] == "vqgan:toy, clip:toy"
