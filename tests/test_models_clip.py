@@ -54,8 +54,9 @@ def test_wrong_image_size_names_the_allowed_shape(perceptor):
 
 
 def test_name_plus_weights_spec(perceptor, open_clip_files):
-    # {"name": arch, "weights": file}: an architecture open_clip knows (the tiny config is
-    # registered with open_clip by the local-files load above) with a local weights file
+    # {"name": arch, "weights": file}: an architecture open_clip knows (a user's custom one is added
+    # with open_clip's own add_model_config) with a local weights file
+    open_clip.add_model_config(open_clip_files["config"])
     assert "tiny-clip" in open_clip.list_models()
     p = load_perceptor({"name": "tiny-clip", "weights": open_clip_files["weights"]})
     assert p.input_size == 32 and p.name == "tiny-clip/tiny-clip.pt"
@@ -73,14 +74,29 @@ def test_bad_specs_name_what_is_allowed(open_clip_files, tmp_path):
         load_perceptor({"config": open_clip_files["config"]})
     with pytest.raises(ModelError, match="CLIP weights file .* does not exist"):
         load_perceptor({"config": open_clip_files["config"], "weights": tmp_path / "none.pt"})
-    clash = tmp_path / "ViT-B-32.json"
-    clash.write_text(open_clip_files["config"].read_text())
-    with pytest.raises(ConfigError, match="named like open_clip's model 'ViT-B-32' but describes a different model"):
-        load_perceptor({"config": clash, "weights": open_clip_files["weights"]})
     wrapped = tmp_path / "wrapped.json"
     wrapped.write_text(json.dumps({"model_cfg": json.loads(open_clip_files["config"].read_text())}))
     with pytest.raises(ConfigError, match="local-dir:"):
         load_perceptor({"config": wrapped, "weights": open_clip_files["weights"]})
+
+
+def test_same_file_name_different_configs_load_side_by_side(open_clip_files, tmp_path):
+    import open_clip
+
+    builtin = open_clip.get_model_config("ViT-B-32")
+    first = tmp_path / "a" / "ViT-B-32.json"  # named like a built-in model: must not shadow it
+    second = tmp_path / "b" / "ViT-B-32.json"  # same name, another architecture
+    cfg = json.loads(open_clip_files["config"].read_text())
+    first.parent.mkdir()
+    second.parent.mkdir()
+    first.write_text(json.dumps(cfg))
+    second.write_text(json.dumps({**cfg, "embed_dim": 24}))
+    p1 = load_perceptor({"config": first, "weights": open_clip_files["weights"]})
+    with pytest.raises(ModelError, match="do not fit"):  # really built from the second config
+        load_perceptor({"config": second, "weights": open_clip_files["weights"]})
+    p1_again = load_perceptor({"config": first, "weights": open_clip_files["weights"]})
+    assert p1.encode_image(torch.rand(1, 3, 32, 32)).shape == p1_again.encode_image(torch.rand(1, 3, 32, 32)).shape == (1, 16)
+    assert open_clip.get_model_config("ViT-B-32") == builtin
 
 
 def test_weights_that_do_not_fit_the_config(open_clip_files, tmp_path):

@@ -117,20 +117,26 @@ def _read_config(path: Path) -> dict:
 
 def _register_config(path: Path) -> str:
     """Register a local model config with open_clip (its add_model_config); return its model name."""
+    import hashlib
+    import tempfile
+
     import open_clip
 
     cfg = _read_config(path)
-    name = path.stem
-    # open_clip keys custom configs by file stem in its own registry; that is how its factory and
-    # tokenizer find them. Refuse a stem that would shadow a different model for this process.
-    if name in open_clip.list_models():
-        if open_clip.get_model_config(name) != cfg:
-            raise ConfigError(
-                f"CLIP config file {str(path)!r} is named like open_clip's model {name!r} but describes a different model; "
-                "rename the file (its name becomes the model name)"
-            )
-        return name
-    open_clip.add_model_config(path)
+    # open_clip keeps custom configs in one process-wide registry keyed by file stem, so two different
+    # files both called model.json would shadow each other. Register a copy named by stem + content
+    # hash instead: the same config always maps to the same name, different configs never collide.
+    digest = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode("utf-8")).hexdigest()[:12]
+    name = f"{path.stem}-{digest}"
+    if name not in open_clip.list_models():
+        folder = Path(tempfile.gettempdir()) / "vqclip-clip-configs"
+        folder.mkdir(parents=True, exist_ok=True)
+        copy = folder / f"{name}.json"
+        if not copy.is_file():
+            tmp = copy.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(cfg), encoding="utf-8")
+            os.replace(tmp, copy)
+        open_clip.add_model_config(copy)
     return name
 
 
