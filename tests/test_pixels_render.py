@@ -117,3 +117,36 @@ def test_cli_bad_temperature_exits_2_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert err[0].startswith("vqclip: error: generation.pixels.temperature: 150") and "0 to 100" in err[0]
+
+
+def test_settings_yaml_reloads_to_the_same_spans_frames_and_hash(tmp_path, preset):
+    """settings.yaml already holds the 2F/F spans; loading it runs configure_prompts again and must change nothing."""
+    from vqclip.config import config_hash
+    from vqclip.engines.pixels import PixelEngine
+    from vqclip.render import render
+
+    preset["prompts"]["scenes"].append({"texts": "a green triangle"})
+    preset["generation"]["pixels"]["frames_per_prompt"] = [1, 2, 3]
+    cfg = load_config(preset)
+    assert [s.frames for s in cfg.prompts.scenes] == [2, 4, 3] and cfg.animation.frames == 9
+    assert PixelEngine.configure_prompts(cfg.prompts, cfg.generation.options) == cfg.prompts  # idempotent
+
+    def stop_after_two(event):
+        if event["event"] == "frame" and event["frame"] == 1:
+            return "stop"
+
+    out = tmp_path / "out"
+    first = render(cfg, out, callback=stop_after_two)
+    assert not first.completed
+    again = load_config(out / "settings.yaml")
+    assert [s.frames for s in again.prompts.scenes] == [2, 4, 3] and again.animation.frames == 9
+    assert again.generation.options == cfg.generation.options
+    assert config_hash(again) == config_hash(load_config(preset, ["generation.seed=7"]))
+    # `vqclip render OUT/settings.yaml -o OUT --resume` continues the render it came from
+    rest = render(load_config(out / "settings.yaml"), out, resume=True)
+    assert rest.completed and len(rest.frames) == 9
+    # and `vqclip render OUT/settings.yaml -o NEW` repeats it frame for frame
+    from vqclip.cli import main
+
+    assert main(["render", str(out / "settings.yaml"), "-o", str(tmp_path / "new")]) == 0
+    assert all(torch.equal(a, b) for a, b in zip(_frames(out), _frames(tmp_path / "new"), strict=True))

@@ -76,7 +76,11 @@ class Engine(ABC):
 
     @classmethod
     def configure_prompts(cls, prompts_cfg: Any, options: Any) -> Any:
-        """Adjust the ``prompts`` section once at load time (e.g. scene lengths); default: unchanged."""
+        """Adjust the ``prompts`` section at load time (e.g. scene lengths); default: unchanged.
+
+        Must be idempotent: ``settings.yaml`` holds the adjusted section and is loaded through this
+        hook again (`vqclip render OUT/settings.yaml`, ``--resume``), so a second pass changes nothing.
+        """
         return prompts_cfg
 
     @classmethod
