@@ -150,3 +150,47 @@ def test_settings_yaml_reloads_to_the_same_spans_frames_and_hash(tmp_path, prese
 
     assert main(["render", str(out / "settings.yaml"), "-o", str(tmp_path / "new")]) == 0
     assert all(torch.equal(a, b) for a, b in zip(_frames(out), _frames(tmp_path / "new"), strict=True))
+
+
+@pytest.mark.parametrize("item, instead", [
+    ("generation.iterations_first_frame=50", "generation.pixels.first_steps"),
+    ("generation.iterations_per_frame=5", "generation.pixels.steps"),
+    ("generation.lr=0.2", "generation.pixels.lr"),
+    ("generation.cutn=8", "generation.pixels.views"),
+    ("generation.cut_pow=2", "generation.pixels.crop_scale"),
+    ("generation.augmentations=[affine]", "generation.pixels.distortion"),
+    ("generation.stability_weight=1", "generation.pixels.stability_weight"),
+    ("generation.vqgan.init=noise", "generation.engine: vqgan"),
+    ("models.vqgan=toy", "loads no VQGAN"),
+])
+def test_a_vqgan_only_setting_given_to_the_pixel_engine_is_a_clear_error(item, instead):
+    key, _, value = item.partition("=")
+    with pytest.raises(ConfigError) as err:
+        load_config(PRESET, [item])
+    msg = str(err.value)
+    assert msg.startswith(f"{key}: ") and value.strip("[]") in msg
+    assert "generation.engine 'pixels' does not use it" in msg and instead in msg
+
+
+def test_a_vqgan_only_setting_in_a_pixels_preset_file_is_an_error_too(tmp_path):
+    data = {**PRESET, "generation": {**PRESET["generation"], "vqgan": {"quantize": False}}}
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"^generation\.vqgan\.quantize: False is set, but generation\.engine 'pixels' does not use it"):
+        load_config(path)
+    load_config(PRESET, ["generation.vqgan={}"])  # an empty section asks for nothing
+
+
+def test_pixels_settings_yaml_leaves_out_what_the_engine_ignores(tmp_path, preset):
+    from vqclip.config import config_hash, config_to_dict, ignored_settings
+    from vqclip.render import _write_settings
+
+    cfg = load_config(preset)
+    tmp_path.mkdir(exist_ok=True)
+    settings = yaml.safe_load(_write_settings(tmp_path, cfg).read_text())
+    assert "vqgan" not in settings["models"] and "pixels" in settings["generation"]
+    for key in ignored_settings("pixels"):  # all "section.name"
+        section, name = key.split(".")
+        assert name not in settings[section], key
+    again = load_config(tmp_path / "settings.yaml")  # reloads: nothing ignored was written
+    assert config_to_dict(again) == config_to_dict(cfg) and config_hash(again) == config_hash(cfg)

@@ -27,7 +27,7 @@ from vqclip.errors import ConfigError
 __all__ = [
     "RenderConfig", "PromptsConfig", "SceneConfig", "SizeConfig", "ModelsConfig", "PerceptorConfig",
     "GenerationConfig", "AnimationConfig", "OutputConfig", "load_config", "config_to_dict", "config_hash",
-    "apply_override", "frame_settings", "settings_diff", "list_presets", "format_preset_table", "OPTIMIZERS", "PRECISIONS", "BORDER_MODES",
+    "apply_override", "frame_settings", "settings_diff", "ignored_settings", "list_presets", "format_preset_table", "OPTIMIZERS", "PRECISIONS", "BORDER_MODES",
 ]
 
 #: optimizer names accepted in ``generation.optimizer`` -> the torch.optim class they build.
@@ -463,6 +463,7 @@ def config_from_dict(data: dict) -> RenderConfig:
     cfg.size = _build_size(data.get("size"))
     cfg.models = _build_models(data.get("models"))
     cfg.generation = _build_generation(data.get("generation"))
+    _check_ignored(data, cfg.generation.engine)
     # An engine may set scene lengths from its own options (pixels: frames_per_prompt, the paper's 2F/F spans).
     from vqclip.engines import get_engine
 
@@ -476,6 +477,35 @@ def config_from_dict(data: dict) -> RenderConfig:
     if not timeline.all_prompts():
         raise ConfigError("prompts.texts: '' is not allowed; give at least one prompt (or target_images, or scenes with texts)")
     return cfg
+
+
+def ignored_settings(engine: str) -> dict[str, str]:
+    """``{dotted key: what to set instead}`` for the settings ``engine`` never reads ({} for an unknown engine)."""
+    from vqclip.engines import ENGINES, get_engine
+
+    return dict(get_engine(engine).ignored_settings) if isinstance(engine, str) and engine in ENGINES else {}
+
+
+def _lookup(data: dict, key: str) -> Any:
+    """The value at a dotted ``key`` of a preset dict, or None where any part is missing."""
+    node: Any = data
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _check_ignored(data: dict, engine: str) -> None:
+    """ConfigError for a setting given explicitly (preset or --set) that the selected engine never reads."""
+    for key, instead in ignored_settings(engine).items():
+        value = _lookup(data, key)
+        if value is None or value == {}:
+            continue  # absent, null or an empty section: nothing was asked for
+        if key.startswith("generation.") and isinstance(value, dict):  # another engine's section: name one of its keys
+            sub = next(iter(value))
+            key, value = f"{key}.{sub}", value[sub]
+        raise ConfigError(f"{key}: {value!r} is set, but generation.engine {engine!r} does not use it; {instead}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -601,7 +631,18 @@ def load_config(preset: str | Path | dict, overrides: list[str] | tuple[str, ...
 
 
 def config_to_dict(cfg: RenderConfig) -> dict:
-    """A plain dict of the config in preset form (loadable again by :func:`load_config`)."""
+    """A plain dict of the config in preset form (loadable again by :func:`load_config`): without the settings its engine ignores."""
+    d = _full_dict(cfg)
+    for key in ignored_settings(cfg.generation.engine):
+        *path, last = key.split(".")
+        section = _lookup(d, ".".join(path)) if path else d
+        if isinstance(section, dict):
+            section.pop(last, None)
+    return d
+
+
+def _full_dict(cfg: RenderConfig) -> dict:
+    """Every setting in preset form, ignored ones included (their defaults: giving one is an error)."""
     d = dataclasses.asdict(cfg)
     gen = d["generation"]
     opts = gen.pop("engine_options")
@@ -614,7 +655,8 @@ def config_to_dict(cfg: RenderConfig) -> dict:
 
 def frame_settings(cfg: RenderConfig) -> dict:
     """The settings that change the frames (not output/post/device/max_iterations/where models live)."""
-    d = config_to_dict(cfg)
+    # The full dict, so hashes of renders saved before ignored settings were left out of settings.yaml still match.
+    d = _full_dict(cfg)
     for k in ("output", "post", "description"):
         d.pop(k, None)
     for k in ("device", "max_iterations"):

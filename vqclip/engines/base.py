@@ -34,6 +34,9 @@ class Engine(ABC):
 
     name: ClassVar[str]
     Options: ClassVar[type]  # a dataclass of the engine's own settings, with defaults
+    #: settings outside ``generation.<name>`` this engine never reads -> what to set instead; giving one is a
+    #: ConfigError (vqclip.config) and settings.yaml leaves them out, so nothing is silently ignored.
+    ignored_settings: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def validate_options(cls, options: Any, key: str) -> None:

@@ -397,12 +397,24 @@ class PixelEngine(Engine):
     The render loop keeps the frame order, the warp of the previous frame (``animation.*``; identity by
     default), resume, export and callbacks; this engine supplies the start mix, the steps and learning
     rate, the views-and-cosine loss with the stability term, and the denoised export image.
-    ``generation.iterations_*``, ``lr``, ``cutn``, ``cut_pow``, ``augmentations`` and
-    ``stability_weight`` belong to the vqgan engine; the pixel engine's are under ``generation.pixels``.
+    ``generation.iterations_*``, ``lr``, ``cutn``, ``cut_pow``, ``augmentations``, ``stability_weight``,
+    ``generation.vqgan`` and ``models.vqgan`` belong to the vqgan engine (``ignored_settings``: giving one
+    is a ConfigError); the pixel engine's are under ``generation.pixels``.
     """
 
     name = "pixels"
     Options = PixelOptions
+    ignored_settings = {
+        "models.vqgan": "remove it: the pixel engine optimizes the pixels themselves and loads no VQGAN",
+        "generation.iterations_first_frame": "set generation.pixels.first_steps instead",
+        "generation.iterations_per_frame": "set generation.pixels.steps instead",
+        "generation.lr": "set generation.pixels.lr instead",
+        "generation.cutn": "set generation.pixels.views instead",
+        "generation.cut_pow": "set generation.pixels.crop_scale instead",
+        "generation.augmentations": "set generation.pixels.distortion or generation.pixels.crop_scale instead",
+        "generation.stability_weight": "set generation.pixels.stability_weight (or generation.pixels.temperature) instead",
+        "generation.vqgan": "remove it (it applies with generation.engine: vqgan; this engine's options are generation.pixels)",
+    }
 
     @classmethod
     def validate_options(cls, options: PixelOptions, key: str) -> None:

@@ -91,15 +91,18 @@ def preset_data(preset: str | os.PathLike | dict) -> dict:
 
 def smoke_preset(data: dict) -> dict:
     """The same preset shrunk for smoke mode: toy models, a tiny size, 2-4 steps a frame, a handful of frames."""
-    from vqclip.config import apply_override
+    from vqclip.config import apply_override, ignored_settings
 
     d = copy.deepcopy(data)
     d.setdefault("models", {})
-    d["models"]["vqgan"] = "toy"
+    gen = d.setdefault("generation", {})
+    ignored = ignored_settings(gen.get("engine") or "vqgan")  # e.g. the pixel engine has no VQGAN and no cutouts
+    if "models.vqgan" not in ignored:
+        d["models"]["vqgan"] = "toy"
     d["models"]["clip"] = [{"spec": "toy", "weight": 1.0}]
     d["size"] = {"width": 48, "height": 32}
-    gen = d.setdefault("generation", {})
-    gen.update(iterations_first_frame=4, iterations_per_frame=2, cutn=4, device="cpu", max_iterations=-1)
+    gen.update({k: v for k, v in {"iterations_first_frame": 4, "iterations_per_frame": 2, "cutn": 4}.items()
+                if f"generation.{k}" not in ignored}, device="cpu", max_iterations=-1)
     if gen.get("engine") == "pixels":
         gen["pixels"] = {**(gen.get("pixels") or {}), "first_steps": 3, "steps": 2, "views": 2, "frames_per_prompt": 1,
                          "post_denoise": "none"}

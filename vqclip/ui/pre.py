@@ -196,9 +196,14 @@ class PreProductionPanel(widgets.VBox):
         """The panel's choices as ``key=value`` overrides of the chosen preset."""
         import json
 
+        from vqclip.config import ignored_settings
+
         out = [f"prompts.texts={json.dumps(self.prompt.value)}"] if self.prompt.value.strip() else []
-        return out + [f"models.vqgan={self.model.value}", f"size.width={self.width.value}", f"size.height={self.height.value}",
-                      f"generation.cutn={self.cutn.value}", f"generation.precision={self.precision.value}"]
+        out += [f"models.vqgan={self.model.value}", f"size.width={self.width.value}", f"size.height={self.height.value}",
+                f"generation.cutn={self.cutn.value}", f"generation.precision={self.precision.value}"]
+        gen = preset_data(self.preset.value).get("generation")
+        ignored = ignored_settings((gen.get("engine") if isinstance(gen, dict) else None) or "vqgan")  # the pixel engine has no VQGAN to pick and no cutouts to count
+        return [o for o in out if o.partition("=")[0] not in ignored]
 
     def preset_dict(self, smoke: bool | None = None) -> dict:
         """The chosen preset with the panel's changes, as a plain dict (shrunk when ``smoke``, default: in smoke mode)."""
