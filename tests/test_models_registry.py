@@ -244,7 +244,7 @@ def test_resolve_local_files(taming_checkpoints, tmp_path):
 
 
 def test_toy_resolves_to_packaged_files_or_says_what_is_missing(monkeypatch, taming_checkpoints, tmp_path):
-    monkeypatch.setattr(registry, "_packaged_dir", lambda: tmp_path)
+    monkeypatch.setattr(registry, "packaged_dir", lambda: tmp_path)
     with pytest.raises(ModelError, match="ships inside vqclip, but .*toy_vqgan.yaml and .*toy_vqgan.ckpt are missing; rebuild the toy pack"):
         resolve_vqgan("toy")
     config, ckpt, _ = taming_checkpoints["vq"]

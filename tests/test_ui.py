@@ -23,9 +23,9 @@ from vqclip.ui.compat import IPYWIDGETS_MAJOR, clear_upload, section, tabs, uplo
 
 
 def toy_pack_present() -> bool:
-    from vqclip.models.registry import _packaged_dir
+    from vqclip.models.registry import packaged_dir
 
-    d = _packaged_dir()
+    d = packaged_dir()
     return all((d / n).is_file() for n in ("toy_vqgan.yaml", "toy_vqgan.ckpt", "toy_clip.json", "toy_clip.pt"))
 
 

@@ -27,7 +27,7 @@ from vqclip.errors import ConfigError
 __all__ = [
     "RenderConfig", "PromptsConfig", "SceneConfig", "SizeConfig", "ModelsConfig", "PerceptorConfig",
     "GenerationConfig", "AnimationConfig", "OutputConfig", "load_config", "config_to_dict", "config_hash",
-    "apply_override", "frame_settings", "settings_diff", "ignored_settings", "list_presets", "format_preset_table", "OPTIMIZERS", "PRECISIONS", "BORDER_MODES",
+    "apply_override", "read_preset", "frame_settings", "settings_diff", "ignored_settings", "list_presets", "format_preset_table", "OPTIMIZERS", "PRECISIONS", "BORDER_MODES",
 ]
 
 #: optimizer names accepted in ``generation.optimizer`` -> the torch.optim class they build.
@@ -543,7 +543,8 @@ def format_preset_table() -> str:
     return "\n".join(lines)
 
 
-def _read_preset(preset: str | Path) -> dict:
+def read_preset(preset: str | Path) -> dict:
+    """A preset (a YAML path or a bundled name) as a plain dict, parsed but not yet validated."""
     path = Path(str(preset)).expanduser()
     if path.is_file():
         text = path.read_text(encoding="utf-8")
@@ -620,7 +621,7 @@ def load_config(preset: str | Path | dict, overrides: list[str] | tuple[str, ...
     """Read a preset (a path, a bundled name or a dict), apply ``key=value`` overrides, validate."""
     import copy
 
-    data = copy.deepcopy(preset) if isinstance(preset, dict) else _read_preset(preset)
+    data = copy.deepcopy(preset) if isinstance(preset, dict) else read_preset(preset)
     for item in overrides or ():
         apply_override(data, item)
     return config_from_dict(data)

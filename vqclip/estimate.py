@@ -256,9 +256,9 @@ def _meta_clip(spec: str | dict) -> _Perceptor:
             return from_config(json.loads(Path(str(spec["config"])).expanduser().read_text(encoding="utf-8")), Path(str(spec["config"])).stem)
         spec = str(spec["name"])
     if spec == "toy":
-        from vqclip.models.registry import _packaged_dir
+        from vqclip.models.registry import packaged_dir
 
-        path = _packaged_dir() / "toy_clip.json"
+        path = packaged_dir() / "toy_clip.json"
         if not path.is_file():
             raise ConfigError(f"models.clip: 'toy' ships its config in {str(path)!r}, which is missing; reinstall vqclip")
         return from_config(json.loads(path.read_text(encoding="utf-8")), "toy")

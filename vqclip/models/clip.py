@@ -204,7 +204,7 @@ def load_perceptor(spec: str | Mapping[str, Any], device: str | torch.device = "
     if spec == "toy":
         from vqclip.models import registry
 
-        folder = registry._packaged_dir()
+        folder = registry.packaged_dir()
         config, weights = folder / "toy_clip.json", folder / "toy_clip.pt"
         missing = [str(p) for p in (config, weights) if not p.is_file()]
         if missing:

@@ -27,6 +27,9 @@ __all__ = [
     "resolve_vqgan",
     "download_model",
     "format_model_table",
+    "model_status",
+    "model_size_text",
+    "packaged_dir",
 ]
 
 _MB = 1_000_000
@@ -326,7 +329,8 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path("~/.cache/vqclip").expanduser()
 
 
-def _packaged_dir() -> Path:
+def packaged_dir() -> Path:
+    """The folder of the weights that ship inside vqclip (the toy pack)."""
     from importlib.resources import files
 
     return Path(str(files("vqclip.toy"))) / "weights"
@@ -336,7 +340,7 @@ def model_dir(info: ModelInfo | str, cache_dir: str | os.PathLike | None = None)
     """The folder a model's files live in: packaged weights, or <cache>/<kind>/."""
     info = get_model_info(info) if isinstance(info, str) else info
     if info.packaged:
-        return _packaged_dir()
+        return packaged_dir()
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     return root / info.kind
 
@@ -422,7 +426,8 @@ def _human(n: int | None, exact: bool) -> str:
     return text if exact else "~" + text
 
 
-def _status(info: ModelInfo, cache_dir: str | os.PathLike | None) -> str:
+def model_status(info: ModelInfo, cache_dir: str | os.PathLike | None = None) -> str:
+    """Whether a model's files are here: yes | partial | no, or packaged | missing for built-in weights."""
     folder = model_dir(info, cache_dir)
     paths = [folder / f.filename for f in info.files]
     if info.packaged:
@@ -434,7 +439,8 @@ def _status(info: ModelInfo, cache_dir: str | os.PathLike | None) -> str:
     return "no"
 
 
-def _size_text(info: ModelInfo, cache_dir: str | os.PathLike | None) -> str:
+def model_size_text(info: ModelInfo, cache_dir: str | os.PathLike | None = None) -> str:
+    """A model's size for people: exact ("1.20 GB"), approximate ("~900 MB") or "?" when unpublished."""
     if info.packaged:
         folder = model_dir(info)
         sizes = [(folder / f.filename).stat().st_size for f in info.files if (folder / f.filename).is_file()]
@@ -448,7 +454,7 @@ def format_model_table(cache_dir: str | os.PathLike | None = None) -> str:
     rows = [("name", "size", "good for", "downloaded")]
     for name in list_models():
         info = get_model_info(name)
-        rows.append((name, _size_text(info, cache_dir), info.good_for, _status(info, cache_dir)))
+        rows.append((name, model_size_text(info, cache_dir), info.good_for, model_status(info, cache_dir)))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = [f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip() for r in rows]
     lines.insert(1, "-" * len(lines[0]))

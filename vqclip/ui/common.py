@@ -84,9 +84,9 @@ def setup_notebook(use_drive: bool = False, out_root: str | os.PathLike | None =
 
 def preset_data(preset: str | os.PathLike | dict) -> dict:
     """A preset (bundled name, path, or dict) as a plain dict, not yet validated."""
-    from vqclip.config import _read_preset
+    from vqclip.config import read_preset
 
-    return copy.deepcopy(preset) if isinstance(preset, dict) else _read_preset(preset)
+    return copy.deepcopy(preset) if isinstance(preset, dict) else read_preset(preset)
 
 
 def smoke_preset(data: dict) -> dict:

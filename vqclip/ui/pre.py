@@ -36,12 +36,12 @@ PREVIEW_SIDE = 128  # the quick preview renders the first frame with its longest
 
 
 def _model_label(name: str, env: NotebookEnv) -> str:
-    from vqclip.models.registry import _size_text, _status, get_model_info
+    from vqclip.models.registry import get_model_info, model_size_text, model_status
 
     info = get_model_info(name)
-    status = _status(info, env.cache_dir)
+    status = model_status(info, env.cache_dir)
     mark = {"yes": "downloaded", "packaged": "built in", "partial": "partly downloaded"}.get(status, "not downloaded")
-    return f"{name} ({_size_text(info, env.cache_dir)}, {mark})"
+    return f"{name} ({model_size_text(info, env.cache_dir)}, {mark})"
 
 
 class PreProductionPanel(widgets.VBox):
