@@ -24,11 +24,17 @@ __all__ = ["export", "export_video", "export_gif", "make_logger"]
 
 
 def make_logger(progress: Any, path: str | os.PathLike):
-    """A proglog logger for MoviePy: None -> silent, "bar" -> tqdm, callable -> dict events."""
+    """A proglog logger for MoviePy: None -> silent, "bar" -> tqdm (sparse in a log), callable -> dict events."""
     if progress is None:
         return None
     if progress == "bar":
-        return "bar"
+        import proglog
+
+        from vqclip.progress import log_friendly
+
+        logger = proglog.TqdmProgressBarLogger()  # what MoviePy's "bar" makes
+        logger.tqdm = log_friendly(logger.tqdm)  # in a log, a line every LOG_INTERVAL_S, not every frame
+        return logger
     if not callable(progress):
         raise PostError(f"progress: {progress!r} is not allowed; use None, \"bar\" or a function taking a dict")
     import proglog
@@ -126,9 +132,9 @@ def export_gif(clip, path: str | os.PathLike, fps: float | None = None, width: i
     clip, n_total = _snap(clip, fps)
     bar = None
     if progress == "bar":
-        from tqdm.auto import tqdm
+        from vqclip.progress import auto_bar
 
-        bar = tqdm(total=n_total, desc=f"gif {out.name}", unit="frame")
+        bar = auto_bar(total=n_total, desc=f"gif {out.name}", unit="frame")
     elif progress is not None and not callable(progress):
         raise PostError(f"progress: {progress!r} is not allowed; use None, \"bar\" or a function taking a dict")
     errf = tempfile.TemporaryFile()

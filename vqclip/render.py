@@ -398,7 +398,7 @@ class _StopOnSigint:
 
 def render_cli(preset: str, out: str | None = None, overrides: list[str] | tuple = (), resume: bool = False) -> int:
     """`vqclip render PRESET [-o OUT] [--set k=v ...] [--resume]` with a tqdm bar; returns the exit code."""
-    from tqdm import tqdm
+    from vqclip.progress import console_bar, is_terminal
 
     cfg = load_config(preset, list(overrides or []))
     out_dir = Path(out) if out else Path("renders") / Path(str(preset)).stem
@@ -408,12 +408,17 @@ def render_cli(preset: str, out: str | None = None, overrides: list[str] | tuple
         nonlocal bar
         if event["event"] == "iteration":
             if bar is None:
-                bar = tqdm(total=event["total_iterations"], initial=event["total_iteration"] - 1, unit="it",
-                           desc="render", dynamic_ncols=True, file=sys.stderr)
+                # A bar on a terminal; in a log (not a TTY) a line every LOG_INTERVAL_S, not a redraw every step.
+                bar = console_bar(total=event["total_iterations"], initial=event["total_iteration"] - 1, unit="it",
+                                  desc="render", dynamic_ncols=True, file=sys.stderr)
             bar.update(1)
             bar.set_postfix(frame=f"{event['frame'] + 1}/{event['frames']}", loss=f"{event['losses']['total']:.3f}", refresh=False)
         elif event["event"] == "frame" and bar is not None:
-            bar.write(f"frame {event['frame'] + 1}/{event['frames']}: {event['path']}")
+            line = f"frame {event['frame'] + 1}/{event['frames']}: {event['path']}"
+            if is_terminal(sys.stderr):
+                bar.write(line)  # above the live bar
+            else:
+                print(line, flush=True)  # bar.write would clear and redraw the bar in the log for every frame
 
     try:
         result = render(cfg, out_dir, callback=progress, resume=resume)

@@ -133,7 +133,7 @@ def _open(url: str, start: int):
 
 def _stream(url: str, part: Path, remote: RemoteFile, progress: bool) -> int | None:
     """Download url into part (resuming it); return the total size the server announced."""
-    from tqdm.auto import tqdm
+    from vqclip.progress import auto_bar
 
     start = part.stat().st_size if part.is_file() else 0
     if remote.size is not None and start > remote.size:
@@ -158,7 +158,7 @@ def _stream(url: str, part: Path, remote: RemoteFile, progress: bool) -> int | N
             start, mode = 0, "wb"  # the server ignored Range: start over
         length = response.headers.get("Content-Length")
         total = start + int(length) if length and length.isdigit() else (remote.size or remote.approx_bytes)
-        with open(part, mode) as fh, tqdm(
+        with open(part, mode) as fh, auto_bar(
             total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024, desc=remote.filename, disable=not progress, leave=False
         ) as bar:
             written = 0
