@@ -123,3 +123,15 @@ def test_cli_error_is_one_line(tmp_path, capsys):
     assert main(["post", str(job)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "scenes_speed: unknown setting" in err[0] and "did you mean 'scenes'" in err[0]
+
+
+def test_cli_errors_say_post_once(tmp_path, capsys):
+    from vqclip.cli import main
+
+    assert main(["post", str(tmp_path / "none.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vqclip: error: post file: ") and "post: post" not in err and "\n" not in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"scenes": [str(make_render(tmp_path / "r", n=3))], "transition": "wipe"}))
+    assert main(["post", str(bad)]) == 2
+    assert capsys.readouterr().err.strip() == "vqclip: error: post: transition: 'wipe' is not allowed; use one of cut, crossfade, fade"

@@ -225,7 +225,7 @@ def post_cli(path: str | os.PathLike, out: str | os.PathLike | None = None, over
         result = run_post(path, overrides=list(overrides or []), progress="bar", out=out)
     except ConfigError as exc:
         # The CLI prints any VqclipError as one line; keep ConfigError's message but say it is a post setting.
-        raise ConfigError(f"post: {exc}") from None
+        raise (exc if str(exc).startswith("post") else ConfigError(f"post: {exc}")) from None
     i = result.info
     audio = f", audio {i.audio_codec}" if i.has_audio else ", no audio"
     print(f"wrote {result.path} ({i.codec} {i.pix_fmt} {i.width}x{i.height} {i.fps:g} fps, "
