@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import wave
 
 import numpy as np
 import pytest
 
 from vqclip import audio
 from vqclip.errors import PostError
+
+from helpers_media import write_wav
 
 SR = 22050
 
@@ -23,11 +24,7 @@ def click_track(path, bpm=120.0, secs=8.0, first=0.25, noise=0.0, seed=0):
     for t in times:
         i = int(round(t * SR))
         y[i : i + n] += 0.5 * burst[: len(y) - i]
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1)
-        f.setsampwidth(2)
-        f.setframerate(SR)
-        f.writeframes((np.clip(y, -1, 1) * 32767).astype("<i2").tobytes())
+    write_wav(path, y, SR)
     return path, times
 
 

@@ -11,7 +11,7 @@ from vqclip.errors import ConfigError, PostError
 from vqclip.post import load_post_config, run_post
 from vqclip.post_config import PostConfig, post_config_to_dict
 
-from test_post_steps import make_render, make_tone
+from helpers_media import make_render
 
 PRESET = Path(__file__).resolve().parents[1] / "presets" / "post" / "three_scene_story.yaml"
 

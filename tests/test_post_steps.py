@@ -6,42 +6,18 @@ generated tone; no downloads.
 
 from __future__ import annotations
 
-import wave
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from vqclip import post
 from vqclip.errors import PostError
 from vqclip.video import frame_at, probe
 
-FPS = 12
+from helpers_media import FPS, make_render, make_tone
 
 
-def make_render(folder, color=(200, 40, 40), n=24, w=64, h=48, fps=FPS):
-    """A render folder like `vqclip render` writes: frames/000000.png ... + settings.yaml."""
-    (folder / "frames").mkdir(parents=True)
-    for i in range(n):
-        a = np.zeros((h, w, 3), np.uint8)
-        a[:] = color
-        x = int(i * (w - 8) / max(1, n - 1))
-        a[h // 2 - 4 : h // 2 + 4, x : x + 8] = 255
-        a[0, 0] = (i * 10) % 256  # the frame index, readable back from the top-left pixel's red
-        Image.fromarray(a).save(folder / "frames" / f"{i:06d}.png")
-    (folder / "settings.yaml").write_text(f"output:\n  fps: {fps}\n")
-    return folder
 
-
-def make_tone(path, secs=1.5, sr=22050, freq=440.0):
-    t = np.arange(int(secs * sr)) / sr
-    data = (0.3 * np.sin(2 * np.pi * freq * t) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1)
-        f.setsampwidth(2)
-        f.setframerate(sr)
-        f.writeframes(data.tobytes())
-    return path
 
 
 @pytest.fixture()

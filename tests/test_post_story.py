@@ -10,7 +10,7 @@ import yaml
 from vqclip import post
 from vqclip.video import frame_at, probe
 
-from test_post_steps import make_render, make_tone
+from helpers_media import make_render, make_tone
 
 STORY = {
     "post": {

@@ -8,18 +8,16 @@ use tiny models written by conftest in the real file formats.
 from __future__ import annotations
 
 import io
-import math
-import struct
-import wave
-from pathlib import Path
 
 import ipywidgets as widgets
 import pytest
 import yaml
 
 from vqclip.config import load_config, list_presets
-from vqclip.ui.common import NotebookEnv, find_renders, setup_notebook, smoke_preset
+from vqclip.ui.common import setup_notebook, smoke_preset
 from vqclip.ui.compat import IPYWIDGETS_MAJOR, clear_upload, section, tabs, uploaded_files
+
+from helpers_media import make_tone
 
 
 def toy_pack_present() -> bool:
@@ -54,13 +52,7 @@ def fake_upload(upload: widgets.FileUpload, name: str, content: bytes) -> None:
 
 
 def wav_bytes(seconds: float = 1.0, rate: int = 8000) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate))) for i in range(int(seconds * rate))))
-    return buf.getvalue()
+    return make_tone(io.BytesIO(), secs=seconds, sr=rate, amplitude=8000 / 32767).getvalue()
 
 
 # --- compat ------------------------------------------------------------------------------------

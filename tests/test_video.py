@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import wave
 
 import numpy as np
 import pytest
@@ -10,20 +9,13 @@ import pytest
 from vqclip.errors import PostError
 from vqclip.video import crf_for_quality, frame_at, probe, write_video
 
+from helpers_media import make_tone
+
 
 def _frames(n=24, w=64, h=48):
     return [np.full((h, w, 3), (i * 10) % 256, np.uint8) for i in range(n)]
 
 
-def _tone(path, secs=3.0, sr=22050):
-    t = np.arange(int(secs * sr)) / sr
-    data = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sr)
-        w.writeframes(data.tobytes())
-    return path
 
 
 def test_write_video_is_browser_safe_mp4(tmp_path):
@@ -52,7 +44,7 @@ def test_frames_come_back_in_order(tmp_path):
 
 
 def test_webm_and_audio(tmp_path):
-    tone = _tone(tmp_path / "tone.wav")
+    tone = make_tone(tmp_path / "tone.wav", secs=3.0)
     info = probe(write_video(_frames(), tmp_path / "v.webm", fps=12, audio=tone))
     assert info.codec == "vp9" and info.pix_fmt == "yuv420p"
     assert info.has_audio and info.audio_codec == "opus"
