@@ -135,3 +135,11 @@ def test_cli_errors_say_post_once(tmp_path, capsys):
     bad.write_text(yaml.safe_dump({"scenes": [str(make_render(tmp_path / "r", n=3))], "transition": "wipe"}))
     assert main(["post", str(bad)]) == 2
     assert capsys.readouterr().err.strip() == "vqclip: error: post: transition: 'wipe' is not allowed; use one of cut, crossfade, fade"
+
+
+def test_override_text_with_a_colon_stays_text(tmp_path):
+    # the same reading as `vqclip render --set prompts.texts=...`: "Act one: red" is a title, not a mapping
+    cfg = load_post_config({"scenes": [{"source": str(make_render(tmp_path / "r", n=3)), "titles": [{"text": "x"}]}]},
+                           overrides=["scenes.0.titles.0.text=Act one: red", "music={path: a.wav}"], base_dir=tmp_path)
+    assert cfg.scenes[0].titles[0].text == "Act one: red"
+    assert cfg.music.path == "a.wav"

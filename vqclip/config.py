@@ -27,7 +27,7 @@ from vqclip.errors import ConfigError
 __all__ = [
     "RenderConfig", "PromptsConfig", "SceneConfig", "SizeConfig", "ModelsConfig", "PerceptorConfig",
     "GenerationConfig", "AnimationConfig", "OutputConfig", "load_config", "config_to_dict", "config_hash",
-    "apply_override", "read_preset", "frame_settings", "settings_diff", "ignored_settings", "list_presets", "format_preset_table", "OPTIMIZERS", "PRECISIONS", "BORDER_MODES",
+    "apply_override", "parse_override_value", "read_preset", "frame_settings", "settings_diff", "ignored_settings", "list_presets", "format_preset_table", "OPTIMIZERS", "PRECISIONS", "BORDER_MODES",
 ]
 
 #: optimizer names accepted in ``generation.optimizer`` -> the torch.optim class they build.
@@ -568,6 +568,18 @@ def read_preset(preset: str | Path) -> dict:
     return _mapping(f"preset {str(preset)!r}", data)
 
 
+def parse_override_value(raw: str) -> Any:
+    """The value of a ``key=value`` override, read as YAML; text that only looks like a mapping stays text."""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        return raw
+    # "a cat: 2" reads as a YAML mapping; a prompt or a title is what was meant unless a mapping was written.
+    if isinstance(value, dict) and not raw.strip().startswith("{"):
+        return raw
+    return value
+
+
 def apply_override(data: dict, item: str) -> None:
     """Apply one ``key.sub=value`` override in place; the value is read as YAML (``3`` is a number)."""
     if not isinstance(item, str) or "=" not in item:
@@ -576,13 +588,7 @@ def apply_override(data: dict, item: str) -> None:
     key = key.strip()
     if not key or any(not p for p in key.split(".")):
         raise ConfigError(f"--set {item!r}: {key!r} is not a key; write section.key=value, e.g. generation.seed=3")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    # "a cat: 2" reads as a YAML mapping; a prompt is what was meant unless a mapping was written.
-    if isinstance(value, dict) and not raw.strip().startswith("{"):
-        value = raw
+    value = parse_override_value(raw)
     parts = key.split(".")
     node: Any = data
     for i, part in enumerate(parts[:-1]):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from vqclip.config import parse_override_value
 from vqclip.errors import ConfigError
 
 __all__ = [
@@ -434,15 +435,6 @@ def validate(cfg: PostConfig) -> PostConfig:
 # ------------------------------------------------------------------------------------ loading
 
 
-def _parse_value(text: str) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
 def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
     """Set `key.sub=value` overrides (YAML values; list items by index: `scenes.0.speed=0.5`) on a dict."""
     for item in overrides:
@@ -478,9 +470,9 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
         if isinstance(node, list):
             if not last.isdigit() or int(last) >= len(node):
                 raise ConfigError(f"override {item!r}: index must be 0..{len(node) - 1}")
-            node[int(last)] = _parse_value(raw)
+            node[int(last)] = parse_override_value(raw)
         else:
-            node[last] = _parse_value(raw)
+            node[last] = parse_override_value(raw)
     return data
 
 
