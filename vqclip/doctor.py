@@ -307,11 +307,9 @@ def check_toy_render(seconds_budget: float = 60.0) -> CheckResult:
         return CheckResult("toy render", FAIL, f"{type(exc).__name__}: {exc}",
                            "run `vqclip render default -o renders/default` to see the full error; reinstall vqclip if the toy pack is missing")
     elapsed = time.time() - start
-    device = cfg.generation.device
-    if device == "auto":
-        import torch
+    from vqclip.precision import resolve_device
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"  # what render's "auto" picks
+    device = resolve_device(cfg.generation.device)  # the device render used
     detail = f"{frames} frames{' + video' if video else ''} in {elapsed:.1f} s on {device}"
     if frames != 2 or (cfg.output.video and not video):
         return CheckResult("toy render", FAIL, detail + " (expected 2 frames and a video)",
