@@ -164,6 +164,22 @@ def test_other_checkpoint_kinds_render(tiny, taming_checkpoints, tmp_path, kind)
     assert result.completed and [Image.open(p).size for p in result.frames] == [(32, 32)] * 3
 
 
+def test_local_vqgan_files_may_be_given_from_home(tiny, taming_checkpoints, tmp_path, monkeypatch):
+    import shutil
+
+    config, ckpt, _ = taming_checkpoints["vq"]
+    home = tmp_path / "home"
+    (home / "models").mkdir(parents=True)
+    for f in (config, ckpt):
+        shutil.copy(f, home / "models" / f.name)
+    monkeypatch.setenv("HOME", str(home))
+    tiny["models"]["vqgan"] = {"config": f"~/models/{config.name}", "checkpoint": f"~/models/{ckpt.name}"}
+    tiny["generation"].update(iterations_first_frame=2, iterations_per_frame=1)
+    tiny["animation"]["frames"] = 1
+    tiny["output"] = {"video": False, "contact_sheet": False}
+    assert render(tiny, tmp_path / "out").completed
+
+
 def test_several_perceptors_at_once(tiny, open_clip_files, tmp_path):
     import json
 

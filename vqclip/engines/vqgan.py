@@ -49,15 +49,11 @@ class VQGANEngine(Engine):
     @classmethod
     def build(cls, ctx: EngineContext) -> "VQGANEngine":
         """Load the configured VQGAN (registry name or local files) and wrap it."""
+        from vqclip.models.registry import resolve_vqgan
         from vqclip.models.vqgan import load_vqgan
 
         m = ctx.config.models
-        if isinstance(m.vqgan, dict):  # local files need no registry
-            config_path, ckpt_path = m.vqgan["config"], m.vqgan["checkpoint"]
-        else:
-            from vqclip.models.registry import resolve_vqgan
-
-            config_path, ckpt_path = resolve_vqgan(m.vqgan, cache_dir=m.cache_dir, download=m.download)
+        config_path, ckpt_path = resolve_vqgan(m.vqgan, cache_dir=m.cache_dir, download=m.download)
         model = load_vqgan(config_path, ckpt_path, device=ctx.device)
         label = m.vqgan if isinstance(m.vqgan, str) else str(m.vqgan.get("checkpoint", "local"))
         return cls(ctx, model, label)
