@@ -249,7 +249,7 @@ def render(
                 break
 
             # 6c. Write the frame, then the state at the boundary (or where max_iterations ended it).
-            final = engine.export_image()
+            final = _to_pil(engine.export_image())
             path = _write_frame(frames_dir / FRAME_NAME.format(f), final, {
                 "prompt": timeline.describe(f), "seed": str(seed), "frame": str(f),
                 "iteration": str(done_it), "model": model_label, "software": "vqclip",
@@ -260,7 +260,7 @@ def render(
                 break
             snapshot(f + 1, 0, complete=f + 1 == n_frames)
             reply = emit({"event": "frame", "frame": f, "frames": n_frames, "path": str(path), "loss": loss_value,
-                          "iteration": done_it, "image": _to_pil(final)})
+                          "iteration": done_it, "image": final})
             if f + 1 < n_frames and (reply == "stop" or sigint.requested):
                 stop_reason = "interrupted" if sigint.requested else "stopped"
                 break
@@ -329,7 +329,7 @@ def _to_pil(image01: torch.Tensor):
     return Image.fromarray(arr)
 
 
-def _write_frame(path: Path, image01: torch.Tensor, meta: dict[str, str]) -> Path:
+def _write_frame(path: Path, image, meta: dict[str, str]) -> Path:  # image: a PIL image
     """Save a frame PNG with text metadata, atomically."""
     from PIL.PngImagePlugin import PngInfo
 
@@ -339,7 +339,7 @@ def _write_frame(path: Path, image01: torch.Tensor, meta: dict[str, str]) -> Pat
     for k, v in meta.items():
         info.add_itxt(k, v)
     buf = io.BytesIO()
-    _to_pil(image01).save(buf, format="PNG", pnginfo=info)
+    image.save(buf, format="PNG", pnginfo=info)
     atomic_write_bytes(path, buf.getvalue())
     return path
 
