@@ -122,6 +122,8 @@ def _register_config(path: Path) -> str:
 
     import open_clip
 
+    from vqclip.resume import atomic_write_bytes
+
     cfg = _read_config(path)
     # open_clip keeps custom configs in one process-wide registry keyed by file stem, so two different
     # files both called model.json would shadow each other. Register a copy named by stem + content
@@ -133,9 +135,7 @@ def _register_config(path: Path) -> str:
         folder.mkdir(parents=True, exist_ok=True)
         copy = folder / f"{name}.json"
         if not copy.is_file():
-            tmp = copy.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(cfg), encoding="utf-8")
-            os.replace(tmp, copy)
+            atomic_write_bytes(copy, json.dumps(cfg).encode("utf-8"))
         open_clip.add_model_config(copy)
     return name
 
