@@ -34,15 +34,15 @@ def build(args):
     """The engine, perceptors, prompt bank, cutouts, optimizer and precision of one render step."""
     import open_clip
 
-    from vqclip.config import OPTIMIZERS, load_config
-    from vqclip.cutouts import Cutouts
-    from vqclip.engines.base import EngineContext
-    from vqclip.engines.vqgan import VQGANEngine
+    from vqclip.settings.render import OPTIMIZERS, load_config
+    from vqclip.production.cutouts import Cutouts
+    from vqclip.production.engines.base import EngineContext
+    from vqclip.production.engines.vqgan import VQGANEngine
     from vqclip.models.clip import Perceptor
     from vqclip.models.registry import get_model_info
     from vqclip.models.vqgan import build_vqgan
-    from vqclip.precision import resolve_device, resolve_precision
-    from vqclip.prompts import PromptBank, Prompt, Scene, Timeline
+    from vqclip.production.precision import resolve_device, resolve_precision
+    from vqclip.production.prompts import PromptBank, Prompt, Scene, Timeline
 
     width, height = _parse_size(args.size)
     cfg = load_config({
@@ -59,7 +59,7 @@ def build(args):
     model = None if args.engine == "pixels" else build_vqgan(info.arch or args.model).to(device).eval().requires_grad_(False)
     ctx = EngineContext(cfg, device, height, width, precision.channels_last)
     if args.engine == "pixels":  # the pixel engine (paper 000): no generator, its own views and loss
-        from vqclip.engines.pixels import PixelEngine
+        from vqclip.production.engines.pixels import PixelEngine
 
         engine = PixelEngine(ctx)
     else:
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from torch.utils.flop_counter import FlopCounterMode
 
-    from vqclip.animate import Motion, warp
+    from vqclip.production.animate import Motion, warp
 
     t_build = time.perf_counter()
     cfg, device, precision, engine, perceptors, bank, cutouts, optimizer = build(args)

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from vqclip.animate import Motion, motion_schedule, warp
-from vqclip.config import load_config
+from vqclip.production.animate import Motion, motion_schedule, warp
+from vqclip.settings.render import load_config
 
 
 def _square(size=64, half=8):

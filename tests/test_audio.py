@@ -54,7 +54,7 @@ def test_schedule_puts_keyframes_every_half_second(tmp_path):
 
 
 def test_schedule_is_accepted_by_the_production_stage(tmp_path):
-    schedule = pytest.importorskip("vqclip.schedule")
+    schedule = pytest.importorskip("vqclip.production.schedule")
     path, _ = click_track(tmp_path / "click.wav", secs=3.0)
     text = audio.audio_schedule(path, fps=12, peak=1.1, n_frames=36)
     values = schedule.parse_schedule(text, key="animation.zoom").values(36)

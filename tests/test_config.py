@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from vqclip.config import (
+from vqclip.settings.render import (
     RenderConfig, apply_override, config_hash, config_to_dict, format_preset_table, list_presets, load_config,
 )
 from vqclip.errors import ConfigError

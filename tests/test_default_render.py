@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from vqclip.config import load_config
+from vqclip.settings.render import load_config
 from vqclip.models.clip import load_perceptor
-from vqclip.render import render
+from vqclip.production.render import render
 from vqclip.toy.data import COLOURS, SHAPES, caption
 from vqclip.toy.metrics import dominant_colour
 

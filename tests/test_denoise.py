@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vqclip.denoise import DENOISE_MODES, make_denoiser
+from vqclip.production.denoise import DENOISE_MODES, make_denoiser
 from vqclip.errors import ConfigError, ModelError
 from vqclip.models.cyclegan import ResnetGenerator
 

@@ -9,8 +9,8 @@ import urllib.request
 
 import pytest
 
-from vqclip import doctor
-from vqclip.doctor import FAIL, PASS, SKIP, WARN, CheckResult
+from vqclip.preproduction import doctor
+from vqclip.preproduction.doctor import FAIL, PASS, SKIP, WARN, CheckResult
 
 
 def _offline(url: str, timeout: float) -> str:
@@ -116,7 +116,7 @@ def test_ffmpeg_is_found():
 
 
 def test_render_is_skipped_only_when_the_engine_is_not_importable(monkeypatch):
-    monkeypatch.setitem(sys.modules, "vqclip.render", None)  # makes `import vqclip.render` raise ImportError
+    monkeypatch.setitem(sys.modules, "vqclip.production.render", None)  # makes `import vqclip.production.render` raise ImportError
     result = doctor.check_toy_render()
     assert result.status == SKIP and result.detail.startswith("skipped: engine not installed")
 

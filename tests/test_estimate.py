@@ -19,7 +19,7 @@ import torch
 
 from conftest import TINY_CLIP_CONFIG
 from vqclip.errors import ConfigError
-from vqclip.estimate import GiB, GpuSpec, Estimator, T4, check_fit, detect_gpu, estimate, estimate_config
+from vqclip.preproduction.estimate import GiB, GpuSpec, Estimator, T4, check_fit, detect_gpu, estimate, estimate_config
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_nothing_fits_a_tiny_gpu(imagenet):
 
 
 def test_estimate_config_of_a_preset_dict():
-    from vqclip.config import load_config
+    from vqclip.settings.render import load_config
 
     cfg = load_config({"prompts": {"texts": "a garden"}, "size": {"width": 640, "height": 360},
                        "models": {"vqgan": "imagenet_f16_16384", "clip": [{"spec": "ViT-B-32/openai"}]},
@@ -101,7 +101,7 @@ def test_meta_trace_counts_what_a_real_cpu_step_saves(taming_checkpoints, tmp_pa
     """Without augmentations the traced saved bytes equal those of the same step run for real."""
     import torch.nn.functional as F
 
-    from vqclip.cutouts import Cutouts
+    from vqclip.production.cutouts import Cutouts
     from vqclip.models.vqgan import load_vqgan
 
     clip_json = tmp_path / "tiny-est-clip.json"
@@ -135,7 +135,7 @@ _PROBE = textwrap.dedent("""
     import json, os, resource, sys
     import torch, torch.nn.functional as F
     import open_clip
-    from vqclip.cutouts import Cutouts
+    from vqclip.production.cutouts import Cutouts
     from vqclip.models.registry import get_model_info
     from vqclip.models.vqgan import build_vqgan
     torch.set_num_threads(1)

@@ -14,8 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from vqclip.config import load_config
-from vqclip.render import render
+from vqclip.settings.render import load_config
+from vqclip.production.render import render
 
 VQGAN_CASE = {
     "prompts": {

@@ -38,7 +38,7 @@ def test_no_module_uses_another_modules_private_helpers():
 
 
 def test_the_ui_helpers_are_public_and_documented():
-    from vqclip.config import read_preset
+    from vqclip.settings.render import read_preset
     from vqclip.models.registry import get_model_info, model_size_text, model_status, packaged_dir
 
     for fn in (read_preset, model_status, model_size_text, packaged_dir):

@@ -14,18 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from vqclip.ui.notebooks import GITHUB_REPO, NOTEBOOKS, colab_links_markdown, colab_url, notebook_text
+from tools.build_notebooks import GITHUB_REPO, NOTEBOOKS, colab_links_markdown, colab_url, notebook_text
 
 ROOT = Path(__file__).resolve().parents[1]
 ORDER = ["00_quickstart", "01_pre_production", "02_production", "03_post_production"]
 
 
 def test_committed_notebooks_are_the_generated_ones():
-    """Edit vqclip/ui/notebooks.py and run `python -m vqclip.ui.notebooks`, not the .ipynb files."""
+    """Edit tools/build_notebooks.py and run `python -m tools.build_notebooks`, not the .ipynb files."""
     assert list(NOTEBOOKS) == ORDER
     for name in ORDER:
         committed = (ROOT / "notebooks" / f"{name}.ipynb").read_text(encoding="utf-8")
-        assert committed == notebook_text(name), f"notebooks/{name}.ipynb is stale; run python -m vqclip.ui.notebooks"
+        assert committed == notebook_text(name), f"notebooks/{name}.ipynb is stale; run python -m tools.build_notebooks"
 
 
 def test_notebooks_are_thin_and_colab_safe():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vqclip.engines.pixels import (
+from vqclip.production.engines.pixels import (
     PixelOptions,
     PixelStory,
     PixelViews,

@@ -8,7 +8,7 @@ import torch
 import yaml
 from PIL import Image
 
-from vqclip.config import load_config
+from vqclip.settings.render import load_config
 from vqclip.errors import ConfigError
 
 PRESET = {
@@ -56,7 +56,7 @@ def _frames(out):
 
 
 def test_two_prompt_story_renders_frames_weights_and_settings(tmp_path, preset, perceptor_calls):
-    from vqclip.render import planned_iterations, render
+    from vqclip.production.render import planned_iterations, render
 
     cfg = load_config(preset)
     assert [s.frames for s in cfg.prompts.scenes] == [4, 2] and cfg.animation.frames == 6  # 2F, then F
@@ -81,7 +81,7 @@ def test_two_prompt_story_renders_frames_weights_and_settings(tmp_path, preset, 
 
 
 def test_resume_after_a_stop_gives_the_same_frames(tmp_path, preset):
-    from vqclip.render import render
+    from vqclip.production.render import render
 
     cfg = load_config(preset)
     render(cfg, tmp_path / "whole")
@@ -121,9 +121,9 @@ def test_cli_bad_temperature_exits_2_with_one_line(tmp_path, capsys):
 
 def test_settings_yaml_reloads_to_the_same_spans_frames_and_hash(tmp_path, preset):
     """settings.yaml already holds the 2F/F spans; loading it runs configure_prompts again and must change nothing."""
-    from vqclip.config import config_hash
-    from vqclip.engines.pixels import PixelEngine
-    from vqclip.render import render
+    from vqclip.settings.render import config_hash
+    from vqclip.production.engines.pixels import PixelEngine
+    from vqclip.production.render import render
 
     preset["prompts"]["scenes"].append({"texts": "a green triangle"})
     preset["generation"]["pixels"]["frames_per_prompt"] = [1, 2, 3]
@@ -182,8 +182,8 @@ def test_a_vqgan_only_setting_in_a_pixels_preset_file_is_an_error_too(tmp_path):
 
 
 def test_pixels_settings_yaml_leaves_out_what_the_engine_ignores(tmp_path, preset):
-    from vqclip.config import config_hash, config_to_dict, ignored_settings
-    from vqclip.render import _write_settings
+    from vqclip.settings.render import config_hash, config_to_dict, ignored_settings
+    from vqclip.production.render import _write_settings
 
     cfg = load_config(preset)
     tmp_path.mkdir(exist_ok=True)

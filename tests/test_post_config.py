@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from vqclip.errors import ConfigError, PostError
-from vqclip.post import load_post_config, run_post
-from vqclip.post_config import PostConfig, post_config_to_dict
+from vqclip.postproduction.run import load_post_config, run_post
+from vqclip.settings.post import PostConfig, post_config_to_dict
 
 from helpers_media import make_render
 

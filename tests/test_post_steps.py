@@ -1,4 +1,4 @@
-"""vqclip.post, one step at a time from Python: each output exported and probed.
+"""vqclip.postproduction.run, one step at a time from Python: each output exported and probed.
 
 Tiny generated renders (64x48, 12 fps, 2 s: a square moving across a coloured field) and a
 generated tone; no downloads.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vqclip import post
+from vqclip.postproduction import run as post
 from vqclip.errors import PostError
 from vqclip.video import frame_at, probe
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from vqclip import post
+from vqclip.postproduction import run as post
 from vqclip.video import frame_at, probe
 
 from helpers_media import make_render, make_tone

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vqclip.config import format_preset_table, list_presets, load_config
+from vqclip.settings.render import format_preset_table, list_presets, load_config
 
 PRESETS = Path(__file__).resolve().parents[1] / "presets"
 ALL = sorted(p.stem for p in PRESETS.glob("*.yaml"))
@@ -45,7 +45,7 @@ def test_gallery_header_says_what_it_makes_and_its_t4_cost(name):
     assert "Makes:" in header and "Downloads" in header, name
     m = T4_LINE.search(header)
     assert m, f"{name}: header lacks the '# On a T4: ...' line"
-    from vqclip.render import planned_iterations
+    from vqclip.production.render import planned_iterations
 
     assert int(m.group(2)) == planned_iterations(load_config(name))  # steps match the settings
 
@@ -68,9 +68,9 @@ def test_diver_story_and_vertical_and_wikiart():
 
 @pytest.mark.slow
 def test_header_time_and_memory_match_the_estimator():
-    """The T4 numbers in the headers are what vqclip.estimate says (within rounding)."""
-    from vqclip.estimate import T4, _estimator_for
-    from vqclip.render import planned_iterations
+    """The T4 numbers in the headers are what vqclip.preproduction.estimate says (within rounding)."""
+    from vqclip.preproduction.estimate import T4, _estimator_for
+    from vqclip.production.render import planned_iterations
 
     estimators = {}
     for name in GALLERY:

@@ -37,7 +37,7 @@ def test_console_bar_redraws_on_a_terminal_but_not_in_a_log():
 
 
 def test_moviepy_bar_logger_is_log_friendly():
-    from vqclip.post_export import make_logger
+    from vqclip.postproduction.export import make_logger
 
     logger = make_logger("bar", "out.mp4")
     log = io.StringIO()

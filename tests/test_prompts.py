@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from vqclip.config import PromptsConfig, SceneConfig
+from vqclip.settings.render import PromptsConfig, SceneConfig
 from vqclip.errors import ConfigError
-from vqclip.prompts import Prompt, PromptBank, Scene, Timeline, build_timeline, parse_prompts, spherical_dist_loss
+from vqclip.production.prompts import Prompt, PromptBank, Scene, Timeline, build_timeline, parse_prompts, spherical_dist_loss
 
 
 def test_text_weight_stop_joined_by_bars():

@@ -7,9 +7,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from vqclip.config import load_config
+from vqclip.settings.render import load_config
 from vqclip.errors import ConfigError
-from vqclip.render import render
+from vqclip.production.render import render
 
 
 @pytest.fixture
@@ -204,7 +204,7 @@ def test_several_perceptors_at_once(tiny, open_clip_files, tmp_path):
 def test_half_precision_is_for_cuda_only():
     import torch
 
-    from vqclip.precision import resolve_precision
+    from vqclip.production.precision import resolve_precision
 
     cpu = resolve_precision("auto", torch.device("cpu"))
     assert (cpu.name, cpu.dtype, cpu.scaler, cpu.channels_last) == ("fp32", None, None, False)

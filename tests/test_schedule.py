@@ -3,7 +3,7 @@
 import pytest
 
 from vqclip.errors import ConfigError
-from vqclip.schedule import ScheduleError, parse_schedule
+from vqclip.production.schedule import ScheduleError, parse_schedule
 
 
 def test_linear_between_keyframes_and_holds_outside():

@@ -59,7 +59,7 @@ def test_zero_shot_accuracy_on_held_out_scenes(perceptor):
 
 def _ascend(perceptor, synth, params, prompt: str, steps: int, lr: float, seed: int = 0) -> torch.Tensor:
     """Adam on `params` so that augmented cutouts of synth() match `prompt` (the render loop, in small)."""
-    from vqclip.cutouts import Cutouts
+    from vqclip.production.cutouts import Cutouts
 
     torch.manual_seed(seed)
     cutouts = Cutouts(perceptor.input_size, cutn=8, cut_pow=1.0, augmentations=["affine", "jitter"])

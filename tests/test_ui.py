@@ -13,7 +13,7 @@ import ipywidgets as widgets
 import pytest
 import yaml
 
-from vqclip.config import load_config, list_presets
+from vqclip.settings.render import load_config, list_presets
 from vqclip.ui.common import setup_notebook, smoke_preset
 from vqclip.ui.compat import IPYWIDGETS_MAJOR, clear_upload, section, tabs, uploaded_files
 
@@ -102,7 +102,7 @@ def test_setup_notebook_local(tmp_path, monkeypatch):
 def test_every_preset_shrinks_to_a_valid_smoke_preset(name, smoke_env):
     from vqclip.ui.common import preset_data
 
-    from vqclip.engines import get_engine
+    from vqclip.production.engines import get_engine
 
     cfg = load_config(smoke_preset(preset_data(name)))
     assert cfg.size.width <= 64 and cfg.animation.frames <= 12
@@ -152,7 +152,7 @@ def test_pre_panel_preset_style_size_and_save(smoke_env):
 
 
 def test_pre_panel_memory_check_and_largest_size(smoke_env):
-    from vqclip.estimate import GiB, GpuInfo
+    from vqclip.preproduction.estimate import GiB, GpuInfo
     from vqclip.ui.pre import PreProductionPanel
 
     smoke_env.gpu = GpuInfo("Small GPU", 5 * GiB, 5 * GiB)

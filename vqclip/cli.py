@@ -13,13 +13,13 @@ from vqclip.errors import VqclipError
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from vqclip.render import render_cli
+    from vqclip.production.render import render_cli
 
     return render_cli(args.preset, out=args.out, overrides=args.set or [], resume=args.resume)
 
 
 def _cmd_post(args: argparse.Namespace) -> int:
-    from vqclip.post import post_cli
+    from vqclip.postproduction.run import post_cli
 
     return post_cli(args.file, out=args.out, overrides=args.set or [])
 
@@ -38,14 +38,14 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
-    from vqclip.config import format_preset_table
+    from vqclip.settings.render import format_preset_table
 
     print(format_preset_table())
     return 0
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from vqclip.doctor import run_doctor
+    from vqclip.preproduction.doctor import run_doctor
 
     return run_doctor(skip_render=args.no_render)
 

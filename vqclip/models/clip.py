@@ -122,7 +122,7 @@ def _register_config(path: Path) -> str:
 
     import open_clip
 
-    from vqclip.resume import atomic_write_bytes
+    from vqclip.production.resume import atomic_write_bytes
 
     cfg = _read_config(path)
     # open_clip keeps custom configs in one process-wide registry keyed by file stem, so two different
@@ -210,7 +210,7 @@ def load_perceptor(spec: str | Mapping[str, Any], device: str | torch.device = "
         if missing:
             raise ModelError(
                 f"CLIP 'toy' ships inside vqclip, but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing; "
-                "rebuild it with `python -m vqclip.toy.train_clip` or reinstall vqclip"
+                "rebuild it with `python -m tools.train_toy_clip` or reinstall vqclip"
             )
         return _load_local(config, None, weights, "toy", device, cache)
     return _load_named(spec, device, cache)

@@ -275,7 +275,7 @@ def _vqgan_entries() -> list[ModelInfo]:
             "toy", "vqgan",
             (RemoteFile("toy_vqgan.yaml", (), check="yaml"), RemoteFile("toy_vqgan.ckpt", (), check="ckpt")),
             "tests, CPU demos, teaching: a tiny VQGAN trained on vqclip's synthetic scenes",
-            "trained in this repository (vqclip.toy.train_vqgan); ships with vqclip under its licence",
+            "trained in this repository (tools.train_toy_vqgan); ships with vqclip under its licence",
             packaged=True,
         ),
     ]
@@ -352,7 +352,7 @@ def _packaged_paths(info: ModelInfo) -> tuple[Path, ...]:
     if missing:
         raise ModelError(
             f"model {info.name!r} ships inside vqclip, but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing; "
-            "rebuild the toy pack with `python -m vqclip.toy.train_vqgan` or reinstall vqclip"
+            "rebuild the toy pack with `python -m tools.train_toy_vqgan` or reinstall vqclip"
         )
     return paths
 

@@ -31,7 +31,7 @@ class NotebookEnv:
     cache_dir: Path  # downloaded models ($VQCLIP_CACHE)
     in_colab: bool
     smoke: bool  # toy models, tiny sizes, few steps
-    gpu: Any = None  # vqclip.estimate.GpuInfo or None
+    gpu: Any = None  # vqclip.preproduction.estimate.GpuInfo or None
 
     @property
     def renders(self) -> Path:
@@ -62,7 +62,7 @@ def smoke_enabled() -> bool:
 
 def setup_notebook(use_drive: bool = False, out_root: str | os.PathLike | None = None, smoke: bool | None = None) -> NotebookEnv:
     """Choose the output and model folders (mounting Google Drive on Colab when asked) and detect the GPU."""
-    from vqclip.estimate import detect_gpu
+    from vqclip.preproduction.estimate import detect_gpu
 
     colab = in_colab()
     if use_drive and colab:
@@ -84,14 +84,14 @@ def setup_notebook(use_drive: bool = False, out_root: str | os.PathLike | None =
 
 def preset_data(preset: str | os.PathLike | dict) -> dict:
     """A preset (bundled name, path, or dict) as a plain dict, not yet validated."""
-    from vqclip.config import read_preset
+    from vqclip.settings.render import read_preset
 
     return copy.deepcopy(preset) if isinstance(preset, dict) else read_preset(preset)
 
 
 def smoke_preset(data: dict) -> dict:
     """The same preset shrunk for smoke mode: toy models, a tiny size, 2-4 steps a frame, a handful of frames."""
-    from vqclip.config import apply_override, ignored_settings
+    from vqclip.settings.render import apply_override, ignored_settings
 
     d = copy.deepcopy(data)
     d.setdefault("models", {})

@@ -17,11 +17,11 @@ AUDIO_SUFFIXES = (".wav", ".mp3", ".ogg", ".flac", ".m4a", ".aac")
 
 
 class PostProductionPanel(widgets.VBox):
-    """Join finished renders into a piece with vqclip.post and play it inline."""
+    """Join finished renders into a piece with vqclip.postproduction.run and play it inline."""
 
     def __init__(self, env: NotebookEnv | None = None):
         self.env = env or setup_notebook()
-        self.result = None  # the last vqclip.post.PostResult
+        self.result = None  # the last vqclip.postproduction.run.PostResult
         self.music_path: Path | None = None
         self.renders = widgets.SelectMultiple(description="Renders", layout=widgets.Layout(width="95%", height="96px"))
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
@@ -83,7 +83,7 @@ class PostProductionPanel(widgets.VBox):
         self.music_status.value = f"music: {html.escape(safe)} ({len(content) / 1e6:.1f} MB)"
 
     def post_dict(self) -> dict:
-        """The post settings of the current choices (see vqclip.post_config.PostConfig)."""
+        """The post settings of the current choices (see vqclip.settings.post.PostConfig)."""
         scenes = [{"source": src, "speed": self.speed.value, "loop": self.loop.value, "boomerang": self.boomerang.value}
                   for src in self.renders.value]
         data = {
@@ -106,7 +106,7 @@ class PostProductionPanel(widgets.VBox):
     def export(self):
         """Compose and write the piece, then show it; returns the PostResult (None on a bad setting)."""
         from vqclip.errors import VqclipError
-        from vqclip.post import run_post
+        from vqclip.postproduction.run import run_post
 
         if not self.renders.value:
             self.message.value = "<span style='color:#b00'>renders: none chosen; render something in the production notebook first</span>"

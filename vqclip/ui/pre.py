@@ -48,7 +48,7 @@ class PreProductionPanel(widgets.VBox):
     """Choose what to render and check it fits the GPU before anything runs."""
 
     def __init__(self, env: NotebookEnv | None = None, preset: str = "klee_garden", estimate: bool = True):
-        from vqclip.config import list_presets
+        from vqclip.settings.render import list_presets
         from vqclip.models.registry import list_models
 
         self.env = env or setup_notebook()
@@ -56,7 +56,7 @@ class PreProductionPanel(widgets.VBox):
         self._estimator = None
         self._estimator_key = None
         self._estimate_on = estimate
-        self.last_fit = None  # vqclip.estimate.FitReport of the last check
+        self.last_fit = None  # vqclip.preproduction.estimate.FitReport of the last check
         self.saved_path: Path | None = None
         self.preview_result = None
         presets = list_presets()
@@ -196,7 +196,7 @@ class PreProductionPanel(widgets.VBox):
         """The panel's choices as ``key=value`` overrides of the chosen preset."""
         import json
 
-        from vqclip.config import ignored_settings
+        from vqclip.settings.render import ignored_settings
 
         out = [f"prompts.texts={json.dumps(self.prompt.value)}"] if self.prompt.value.strip() else []
         out += [f"models.vqgan={self.model.value}", f"size.width={self.width.value}", f"size.height={self.height.value}",
@@ -207,7 +207,7 @@ class PreProductionPanel(widgets.VBox):
 
     def preset_dict(self, smoke: bool | None = None) -> dict:
         """The chosen preset with the panel's changes, as a plain dict (shrunk when ``smoke``, default: in smoke mode)."""
-        from vqclip.config import apply_override
+        from vqclip.settings.render import apply_override
 
         data = preset_data(self.preset.value)  # with scenes, the prompt acts as a style over every scene
         for item in self.overrides():
@@ -217,7 +217,7 @@ class PreProductionPanel(widgets.VBox):
 
     def config(self):
         """The validated RenderConfig of the current choices."""
-        from vqclip.config import load_config
+        from vqclip.settings.render import load_config
 
         return load_config(self.preset_dict())
 
@@ -228,7 +228,7 @@ class PreProductionPanel(widgets.VBox):
         if getattr(self, "_quiet", False) or not self._estimate_on or not hasattr(self, "memory"):
             return
         from vqclip.errors import VqclipError
-        from vqclip.estimate import Estimator, T4, check_fit
+        from vqclip.preproduction.estimate import Estimator, T4, check_fit
 
         try:
             clip = [c["spec"] if isinstance(c, dict) else c for c in (preset_data(self.preset.value).get("models") or {}).get("clip")
@@ -284,7 +284,7 @@ class PreProductionPanel(widgets.VBox):
             thread.start()
             return thread
         from vqclip.errors import VqclipError
-        from vqclip.render import render
+        from vqclip.production.render import render
 
         self.preview_status.value = "rendering a preview..."
         # one reused folder (render replaces a finished render's frames), not a new temp dir per click
@@ -305,7 +305,7 @@ class PreProductionPanel(widgets.VBox):
 
     def save(self, name: str) -> Path | None:
         """Save the current choices as ``<out_root>/presets/<name>.yaml`` (validated first)."""
-        from vqclip.config import load_config
+        from vqclip.settings.render import load_config
         from vqclip.errors import VqclipError
 
         if not re.fullmatch(r"[A-Za-z0-9_\-]{1,64}", name or ""):

@@ -18,7 +18,7 @@ __all__ = ["ProductionPanel", "preset_choices"]
 
 def preset_choices(env: NotebookEnv) -> list[tuple[str, str]]:
     """(label, preset) pairs: the presets saved in this notebook's folder first (newest first), then the bundled ones."""
-    from vqclip.config import list_presets
+    from vqclip.settings.render import list_presets
 
     saved = sorted(env.presets.glob("*.yaml"), key=lambda p: p.stat().st_mtime, reverse=True) if env.presets.is_dir() else []
     return [(f"{p.stem} (saved)", str(p)) for p in saved] + [(f"{n}: {d[:60]}", n) for n, d in list_presets()]
@@ -78,7 +78,7 @@ class ProductionPanel(widgets.VBox):
 
     def config(self):
         """The validated RenderConfig of the chosen preset (shrunk in smoke mode)."""
-        from vqclip.config import load_config
+        from vqclip.settings.render import load_config
 
         data = preset_data(self.preset.value)
         return load_config(smoke_preset(data) if self.env.smoke else data)
@@ -108,7 +108,7 @@ class ProductionPanel(widgets.VBox):
     def run(self, resume: bool = False):
         """Render in the foreground (a notebook interrupt also stops cleanly and saves the state); return the RenderResult."""
         from vqclip.errors import VqclipError
-        from vqclip.render import render
+        from vqclip.production.render import render
 
         self._stop.clear()
         self.render_button.disabled = self.resume_button.disabled = True

@@ -1,7 +1,7 @@
 """GPU memory and time of one render step, estimated without computing anything.
 
 The real VQGAN and CLIP architectures are built on PyTorch's ``meta`` device (shapes, no data), one
-optimization step is traced there exactly as :func:`vqclip.render.render` runs it (decode the latent,
+optimization step is traced there exactly as :func:`vqclip.production.render.render` runs it (decode the latent,
 cut ``cutn`` crops, encode them with every perceptor, loss, backward), and:
 
 - the tensors autograd saves for the backward pass are counted with
@@ -45,7 +45,7 @@ ESTIMATE_PRECISIONS = ("fp32", "fp16", "bf16", "auto")
 # About 0.3-0.5 GiB on a T4 with recent torch; the rest is headroom for allocator fragmentation.
 CUDA_CONTEXT_BYTES = 700 * MiB
 FRAGMENTATION = 1.10  # the caching allocator rounds blocks and cannot always reuse freed ones
-# Saved tensors per augmentation, in cutout batches (measured on the CPU with vqclip.cutouts at
+# Saved tensors per augmentation, in cutout batches (measured on the CPU with vqclip.production.cutouts at
 # cutn 32, 224 px; the trailing clamp saves one more batch). kornia cannot trace on meta tensors.
 AUG_SAVED_BATCHES = {"affine": 1.7, "perspective": 1.7, "jitter": 12.0, "erasing": 0.1, "hflip": 0.0,
                      "noise": 0.0, "sharpness": 4.1, "grayscale": 0.0}
@@ -316,7 +316,7 @@ class Estimator:
         """Trace one step at ``width`` x ``height`` on meta and return its estimate."""
         from torch.utils.flop_counter import FlopCounterMode
 
-        from vqclip.cutouts import Cutouts
+        from vqclip.production.cutouts import Cutouts
 
         if width < 16 or height < 16:
             raise ConfigError(f"size: {width}x{height} is not allowed; width and height must be at least 16")
@@ -415,7 +415,7 @@ def estimate(width: int = 640, height: int = 384, model: str | dict | None = "im
 
 
 def estimate_config(cfg, precision: str | None = None) -> StepEstimate:
-    """Estimate one step of a :class:`~vqclip.config.RenderConfig` (precision ``auto`` means a T4's fp16)."""
+    """Estimate one step of a :class:`~vqclip.settings.render.RenderConfig` (precision ``auto`` means a T4's fp16)."""
     est, cutn = _estimator_for(cfg)
     return est.step(cfg.size.width, cfg.size.height, cutn, precision or cfg.generation.precision)
 

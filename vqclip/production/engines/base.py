@@ -22,7 +22,7 @@ __all__ = ["Engine", "EngineContext"]
 class EngineContext:
     """What an engine is built with: the resolved config, the device and the output size."""
 
-    config: Any  # vqclip.config.RenderConfig, fully resolved
+    config: Any  # vqclip.settings.render.RenderConfig, fully resolved
     device: torch.device
     height: int
     width: int
@@ -30,12 +30,12 @@ class EngineContext:
 
 
 class Engine(ABC):
-    """One way of turning parameters into a frame; subclasses register in ``vqclip.engines``."""
+    """One way of turning parameters into a frame; subclasses register in ``vqclip.production.engines``."""
 
     name: ClassVar[str]
     Options: ClassVar[type]  # a dataclass of the engine's own settings, with defaults
     #: settings outside ``generation.<name>`` this engine never reads -> what to set instead; giving one is a
-    #: ConfigError (vqclip.config) and settings.yaml leaves them out, so nothing is silently ignored.
+    #: ConfigError (vqclip.settings.render) and settings.yaml leaves them out, so nothing is silently ignored.
     ignored_settings: ClassVar[dict[str, str]] = {}
 
     @classmethod

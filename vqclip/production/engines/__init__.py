@@ -1,6 +1,6 @@
 """Engines: what is optimized per frame. ``vqgan`` (a VQGAN latent) now; ``pixels`` and ``diffusion`` plug in the same way.
 
-To add one, subclass :class:`vqclip.engines.base.Engine` in its own module, give it a ``name`` and an
+To add one, subclass :class:`vqclip.production.engines.base.Engine` in its own module, give it a ``name`` and an
 ``Options`` dataclass, and add ``name: "module:Class"`` to ``ENGINES``. Presets then select it with
 ``generation.engine: NAME`` and set its options under ``generation.NAME``.
 """
@@ -15,8 +15,8 @@ __all__ = ["ENGINES", "engine_names", "get_engine"]
 
 #: engine name -> "module:Class"; modules load only when an engine is asked for.
 ENGINES: dict[str, str] = {
-    "vqgan": "vqclip.engines.vqgan:VQGANEngine",
-    "pixels": "vqclip.engines.pixels:PixelEngine",
+    "vqgan": "vqclip.production.engines.vqgan:VQGANEngine",
+    "pixels": "vqclip.production.engines.pixels:PixelEngine",
 }
 
 

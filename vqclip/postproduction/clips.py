@@ -466,7 +466,7 @@ def _even(n: float) -> int:
 def output_size(size: tuple[int, int], aspect: str | None = None, fit: str = "crop",
                 exact: Sequence[int] | None = None, width: int | None = None) -> tuple[int, int]:
     """The final (even) frame size from a source size and the aspect/fit/size/width settings."""
-    from vqclip.post_config import parse_aspect
+    from vqclip.settings.post import parse_aspect
 
     w, h = size
     if exact:

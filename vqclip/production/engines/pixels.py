@@ -14,7 +14,7 @@ does, read top-down in :meth:`PixelStory.frame`:
 3. several perceptors (the authors use ViT-B/32 and ViT-B/16) are alternated step by step
    (``perceptor_mode: alternate``, the authors' way) or summed every step (``sum``), each with a weight;
 4. the pixels are kept in [0, 1] after each step, and the finished frame may be denoised for export
-   (``post_denoise``, :mod:`vqclip.denoise`) without touching the frame the next one starts from.
+   (``post_denoise``, :mod:`vqclip.production.denoise`) without touching the frame the next one starts from.
 
 The story timeline (paper 000, eq. 1 and its code): with ``F`` frames per prompt, each prompt but
 the last spans ``2F`` frames with ``w_now = 1 - f/(2F)`` and ``w_next = f/(2F)``; the last spans
@@ -388,7 +388,7 @@ class PixelStory:
 
 # ---------------------------------------------------------------- the engine seam (generation.engine: pixels)
 
-from vqclip.engines.base import Engine, EngineContext  # noqa: E402  (the seam; kept below the method)
+from vqclip.production.engines.base import Engine, EngineContext  # noqa: E402  (the seam; kept below the method)
 
 
 class PixelEngine(Engine):
@@ -420,7 +420,7 @@ class PixelEngine(Engine):
     def validate_options(cls, options: PixelOptions, key: str) -> None:
         """Check every option (ConfigError names the key, the value and what is allowed)."""
         validate_pixel_options(options, key)
-        from vqclip.denoise import DENOISE_MODES, FALLBACK_MODES
+        from vqclip.production.denoise import DENOISE_MODES, FALLBACK_MODES
 
         if options.post_denoise not in DENOISE_MODES:
             raise ConfigError(f"{key}.post_denoise: {options.post_denoise!r} is not allowed; use one of {', '.join(DENOISE_MODES)}")
@@ -460,7 +460,7 @@ class PixelEngine(Engine):
     @classmethod
     def build(cls, ctx: EngineContext) -> "PixelEngine":
         """A pixel frame of the output size; the denoiser is made here so a missing generator is known early."""
-        from vqclip.denoise import make_denoiser
+        from vqclip.production.denoise import make_denoiser
 
         o: PixelOptions = ctx.config.generation.engine_options[cls.name]
         m = ctx.config.models

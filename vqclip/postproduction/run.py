@@ -2,7 +2,7 @@
 
 Two ways in:
 - `run_post(config)` / `vqclip post POST.yaml` runs a whole job from the `post:` settings
-  (see `vqclip.post_config.PostConfig` for every key);
+  (see `vqclip.settings.post.PostConfig` for every key);
 - a Python function per step, re-exported here (`load_source`, `change_speed`, `join`,
   `add_text`, `add_music`, `export`, ...), each taking and returning a MoviePy clip.
 
@@ -17,16 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from vqclip.errors import ConfigError, PostError
-from vqclip.post_clips import (  # noqa: F401  (re-exported: the per-step Python API)
+from vqclip.postproduction.clips import (  # noqa: F401  (re-exported: the per-step Python API)
     add_music, add_overlay, add_text, audio_duration, blend, boomerang, change_speed, concatenate, fade_in,
     fade_out, fit_size, font_path, hold, join, load_image, load_image_sequence, load_render, load_source,
     load_video, loop, output_size, parse_color, resize, reverse, trim,
 )
-from vqclip.post_config import (  # noqa: F401
+from vqclip.settings.post import (  # noqa: F401
     BlendSpec, GifSpec, MusicSpec, OutputSpec, OverlaySpec, PostConfig, SceneSpec, TextSpec, load_post_config,
     post_config_to_dict,
 )
-from vqclip.post_export import export, export_gif, export_video  # noqa: F401
+from vqclip.postproduction.export import export, export_gif, export_video  # noqa: F401
 
 __all__ = [
     "PostResult", "run_post", "build_piece", "post_cli", "load_post_config",

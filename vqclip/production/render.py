@@ -43,7 +43,7 @@ import numpy as np
 import torch
 import yaml
 
-from vqclip.config import (
+from vqclip.settings.render import (
     OPTIMIZERS, RenderConfig, config_hash, config_to_dict, frame_settings, load_config, settings_diff,
 )
 from vqclip.errors import ConfigError
@@ -73,7 +73,7 @@ class RenderResult:
 
 def planned_iterations(cfg: RenderConfig) -> int:
     """Steps the whole render takes (capped by ``generation.max_iterations``)."""
-    from vqclip.engines import get_engine
+    from vqclip.production.engines import get_engine
 
     g = cfg.generation
     engine_cls = get_engine(g.engine)
@@ -88,13 +88,13 @@ def render(
     resume: bool = False,
 ) -> RenderResult:
     """Render frames, settings, a contact sheet and a draft video into ``out_dir`` (see the module doc for events)."""
-    from vqclip.animate import motion_schedule, warp
-    from vqclip.cutouts import Cutouts
-    from vqclip.engines import get_engine
-    from vqclip.engines.base import EngineContext
-    from vqclip.precision import resolve_device, resolve_precision
-    from vqclip.prompts import PromptBank, build_timeline, load_image01
-    from vqclip.resume import STATE_FILE, capture_rng, load_state, restore_rng, save_state
+    from vqclip.production.animate import motion_schedule, warp
+    from vqclip.production.cutouts import Cutouts
+    from vqclip.production.engines import get_engine
+    from vqclip.production.engines.base import EngineContext
+    from vqclip.production.precision import resolve_device, resolve_precision
+    from vqclip.production.prompts import PromptBank, build_timeline, load_image01
+    from vqclip.production.resume import STATE_FILE, capture_rng, load_state, restore_rng, save_state
 
     t0 = time.time()
     emit = callback or (lambda event: None)
@@ -289,7 +289,7 @@ def render(
 
 def _finished(out: Path) -> bool:
     """True when ``out`` holds a completed render (its state says so)."""
-    from vqclip.resume import load_state
+    from vqclip.production.resume import load_state
 
     try:
         return bool(load_state(out).get("complete"))
@@ -312,7 +312,7 @@ def _spec_label(spec: str | dict) -> str:
 
 def _write_settings(out: Path, cfg: RenderConfig) -> Path:
     """settings.yaml: the resolved config, loadable as a preset."""
-    from vqclip.resume import atomic_write_bytes
+    from vqclip.production.resume import atomic_write_bytes
 
     path = out / "settings.yaml"
     text = "# the fully resolved settings of this render; `vqclip render settings.yaml` repeats it\n"
@@ -333,7 +333,7 @@ def _write_frame(path: Path, image, meta: dict[str, str]) -> Path:  # image: a P
     """Save a frame PNG with text metadata, atomically."""
     from PIL.PngImagePlugin import PngInfo
 
-    from vqclip.resume import atomic_write_bytes
+    from vqclip.production.resume import atomic_write_bytes
 
     info = PngInfo()
     for k, v in meta.items():
@@ -348,7 +348,7 @@ def _write_contact_sheet(frames: list[Path], path: Path, max_frames: int = 24, c
     """A grid of up to ``max_frames`` evenly spaced frames, each labelled with its number."""
     from PIL import Image, ImageDraw
 
-    from vqclip.resume import atomic_write_bytes
+    from vqclip.production.resume import atomic_write_bytes
 
     picks = frames if len(frames) <= max_frames else [frames[round(i * (len(frames) - 1) / (max_frames - 1))] for i in range(max_frames)]
     first = Image.open(picks[0])

@@ -213,7 +213,7 @@ def check_toy_pack() -> CheckResult:
     missing = [n for n in names if not (folder / n).is_file()]
     if missing:
         return CheckResult("toy model pack", FAIL, f"missing in {folder}: {', '.join(missing)}",
-                           "reinstall vqclip, or rebuild them: python -m vqclip.toy.train_vqgan; python -m vqclip.toy.train_clip")
+                           "reinstall vqclip, or rebuild them: python -m tools.train_toy_vqgan; python -m tools.train_toy_clip")
     size = sum((folder / n).stat().st_size for n in names)
     return CheckResult("toy model pack", PASS, f"{len(names)} files, {size / 1e6:.1f} MB ({folder})")
 
@@ -284,10 +284,10 @@ def check_hosts(hosts: Iterable[str] | None = None, timeout: float = HOST_TIMEOU
 
 
 def check_toy_render(seconds_budget: float = 60.0) -> CheckResult:
-    """A two-frame 64x64 render of the default preset with the toy models, through vqclip.render."""
+    """A two-frame 64x64 render of the default preset with the toy models, through vqclip.production.render."""
     try:
-        from vqclip.config import load_config
-        from vqclip.render import render
+        from vqclip.settings.render import load_config
+        from vqclip.production.render import render
     except ImportError as exc:
         return CheckResult("toy render", SKIP, f"skipped: engine not installed ({exc})", "")
     overrides = [
@@ -307,7 +307,7 @@ def check_toy_render(seconds_budget: float = 60.0) -> CheckResult:
         return CheckResult("toy render", FAIL, f"{type(exc).__name__}: {exc}",
                            "run `vqclip render default -o renders/default` to see the full error; reinstall vqclip if the toy pack is missing")
     elapsed = time.time() - start
-    from vqclip.precision import resolve_device
+    from vqclip.production.precision import resolve_device
 
     device = resolve_device(cfg.generation.device)  # the device render used
     detail = f"{frames} frames{' + video' if video else ''} in {elapsed:.1f} s on {device}"

@@ -1,6 +1,6 @@
 """Train the toy VQGAN for reconstruction on synthetic scenes, on a CPU, in a few minutes.
 
-    python -m vqclip.toy.train_vqgan           # writes vqclip/toy/weights/toy_vqgan.{yaml,ckpt}
+    python -m tools.train_toy_vqgan           # writes vqclip/toy/weights/toy_vqgan.{yaml,ckpt}
 
 The architecture is taming's own Encoder/Decoder/VectorQuantizer2 (through `vqclip.models.vqgan`)
 at a small width with a small codebook. The loss is L1 + L2 on pixels plus taming's codebook and
@@ -26,7 +26,7 @@ from vqclip.toy.data import make_dataset
 from vqclip.toy.metrics import images_to_tensor, psnr
 from vqclip.toy.repro import reproducible
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "vqclip" / "toy" / "weights"
 
 # taming ddconfig: factor 4 (ch_mult has 3 levels); no attention except the middle block taming
 # always has. Why 64 channels: taming normalizes with GroupNorm(32 groups) right before the last
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     from vqclip.models.vqgan import load_vqgan
 
     defaults = TrainVqganConfig()
-    parser = argparse.ArgumentParser(prog="python -m vqclip.toy.train_vqgan", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.train_toy_vqgan", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="folder for toy_vqgan.yaml and toy_vqgan.ckpt")
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--seed", type=int, default=defaults.seed)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from vqclip.config import parse_override_value
+from vqclip.settings.render import parse_override_value
 from vqclip.errors import ConfigError
 
 __all__ = [
@@ -275,7 +275,7 @@ def _check_color(where: str, color: str | None) -> None:
     if color is None:
         return
     from vqclip.errors import PostError
-    from vqclip.post_clips import parse_color
+    from vqclip.postproduction.clips import parse_color
 
     try:
         parse_color(color, where)

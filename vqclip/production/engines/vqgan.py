@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from vqclip.engines.base import Engine, EngineContext
+from vqclip.production.engines.base import Engine, EngineContext
 from vqclip.errors import ConfigError
 
 __all__ = ["VQGANEngine", "VQGANOptions"]

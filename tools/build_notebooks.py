@@ -1,7 +1,7 @@
 """The four notebooks, written from one source so their setup cell and Colab links stay the same.
 
-    python -m vqclip.ui.notebooks            # rewrites notebooks/*.ipynb (outputs cleared)
-    python -m vqclip.ui.notebooks --links    # prints the "Open in Colab" Markdown for the README
+    python -m tools.build_notebooks            # rewrites notebooks/*.ipynb (outputs cleared)
+    python -m tools.build_notebooks --links    # prints the "Open in Colab" Markdown for the README
 
 ``GITHUB_REPO`` is the one place the repository's GitHub path is written; it is a placeholder until
 the project has its public home. ``tests/test_notebooks.py`` checks the committed notebooks equal
@@ -171,8 +171,8 @@ def write_notebooks(folder: str | Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     """Rewrite notebooks/ or print the Colab links."""
-    parser = argparse.ArgumentParser(prog="python -m vqclip.ui.notebooks", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[2] / "notebooks"))
+    parser = argparse.ArgumentParser(prog="python -m tools.build_notebooks", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "notebooks"))
     parser.add_argument("--links", action="store_true", help="print the README's Open in Colab table")
     args = parser.parse_args(argv)
     if args.links:

@@ -1,6 +1,6 @@
 """Train the toy CLIP contrastively on synthetic scenes, on a CPU, in a few minutes.
 
-    python -m vqclip.toy.train_clip            # writes vqclip/toy/weights/toy_clip.{json,pt}
+    python -m tools.train_toy_clip            # writes vqclip/toy/weights/toy_clip.{json,pt}
 
 The model is a plain open_clip `CLIP` built from an open_clip model config (the JSON written
 beside the weights), with open_clip's own BPE tokenizer, so the perceptor loads it like any
@@ -25,7 +25,7 @@ from vqclip.toy.data import all_captions, make_dataset
 from vqclip.toy.metrics import images_to_tensor, zero_shot_accuracy
 from vqclip.toy.repro import reproducible
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "vqclip" / "toy" / "weights"
 
 # open_clip model config: a ModifiedResNet image tower (CLIP's RN50 design, one bottleneck per stage,
 # width 16, 64 px): a CNN learns "star" vs "circle" in minutes where a ViT of the same cost did not
@@ -221,7 +221,7 @@ def evaluate(model: torch.nn.Module, n: int = 500, seed: int = 1) -> dict[str, f
 def main(argv: list[str] | None = None) -> int:
     """Command line: train, save, reload the saved file and report held-out accuracy."""
     defaults = TrainClipConfig()
-    parser = argparse.ArgumentParser(prog="python -m vqclip.toy.train_clip", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.train_toy_clip", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="folder for toy_clip.json and toy_clip.pt")
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--seed", type=int, default=defaults.seed)

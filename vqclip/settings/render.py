@@ -103,7 +103,7 @@ class GenerationConfig:
     reset_optimizer: bool = True  # a fresh optimizer each frame: the warped frame is a new problem
     cutn: int = 32  # random crops of the frame per step, all through CLIP in one batch
     cut_pow: float = 1.0  # crop size distribution: >1 favours small crops (detail), <1 large ones (composition)
-    augmentations: list[str] = field(default_factory=lambda: ["affine", "perspective", "jitter", "erasing"])  # see vqclip.cutouts.AUGMENTATIONS
+    augmentations: list[str] = field(default_factory=lambda: ["affine", "perspective", "jitter", "erasing"])  # see vqclip.production.cutouts.AUGMENTATIONS
     stability_weight: float = 0.0  # L1 pull toward the warped previous frame (paper 000 eq. 2); 0 = off
     precision: str = "auto"  # auto (bf16 or fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
     device: str = "auto"  # auto (cuda if present) | cpu | cuda | cuda:N
@@ -149,7 +149,7 @@ class RenderConfig:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     animation: AnimationConfig = field(default_factory=AnimationConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
-    post: dict = field(default_factory=dict)  # validated by vqclip.post, not here
+    post: dict = field(default_factory=dict)  # validated by vqclip.postproduction.run, not here
 
 
 # ----------------------------------------------------------------------------------------------
@@ -352,8 +352,8 @@ def _registry_names() -> list[str] | None:
 
 
 def _build_generation(d: dict) -> GenerationConfig:
-    from vqclip.cutouts import AUGMENTATIONS
-    from vqclip.engines import engine_names, get_engine
+    from vqclip.production.cutouts import AUGMENTATIONS
+    from vqclip.production.engines import engine_names, get_engine
 
     d = _mapping("generation", d)
     _check_keys("generation", d, _fields(GenerationConfig) + engine_names())
@@ -410,7 +410,7 @@ def _typed(key: str, v: Any, default: Any) -> Any:
 
 
 def _build_animation(d: dict, frames_from_scenes: int | None) -> AnimationConfig:
-    from vqclip.schedule import parse_schedule
+    from vqclip.production.schedule import parse_schedule
 
     d = _mapping("animation", d)
     _check_keys("animation", d, _fields(AnimationConfig))
@@ -453,7 +453,7 @@ def _build_output(d: dict) -> OutputConfig:
 
 def config_from_dict(data: dict) -> RenderConfig:
     """Validate a plain dict (a parsed preset) into a :class:`RenderConfig`."""
-    from vqclip.prompts import build_timeline
+    from vqclip.production.prompts import build_timeline
 
     data = _mapping("preset", data)
     _check_keys("", data, _fields(RenderConfig))
@@ -465,7 +465,7 @@ def config_from_dict(data: dict) -> RenderConfig:
     cfg.generation = _build_generation(data.get("generation"))
     _check_ignored(data, cfg.generation.engine)
     # An engine may set scene lengths from its own options (pixels: frames_per_prompt, the paper's 2F/F spans).
-    from vqclip.engines import get_engine
+    from vqclip.production.engines import get_engine
 
     cfg.prompts = get_engine(cfg.generation.engine).configure_prompts(cfg.prompts, cfg.generation.options)
     scene_frames = sum(s.frames for s in cfg.prompts.scenes) if cfg.prompts.scenes else None
@@ -481,7 +481,7 @@ def config_from_dict(data: dict) -> RenderConfig:
 
 def ignored_settings(engine: str) -> dict[str, str]:
     """``{dotted key: what to set instead}`` for the settings ``engine`` never reads ({} for an unknown engine)."""
-    from vqclip.engines import ENGINES, get_engine
+    from vqclip.production.engines import ENGINES, get_engine
 
     return dict(get_engine(engine).ignored_settings) if isinstance(engine, str) and engine in ENGINES else {}
 

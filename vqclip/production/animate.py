@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from vqclip.schedule import parse_schedule
+from vqclip.production.schedule import parse_schedule
 
 __all__ = ["Motion", "motion_schedule", "affine_matrix", "warp"]
 
