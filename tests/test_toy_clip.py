@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from vqclip.models.clip import load_perceptor
-from vqclip.toy import train_clip
+from tools import train_toy_clip as train_clip
 from vqclip.toy.data import make_dataset
 from vqclip.toy.metrics import colour_fractions, zero_shot_accuracy
 

@@ -10,7 +10,7 @@ import yaml
 
 from vqclip.models.registry import resolve_vqgan
 from vqclip.models.vqgan import load_vqgan
-from vqclip.toy import train_vqgan
+from tools import train_toy_vqgan as train_vqgan
 from vqclip.toy.data import make_dataset
 from vqclip.toy.metrics import images_to_tensor, psnr
 
