@@ -1,61 +1,137 @@
-"""Keyframe schedules such as ``0:(1.0), 30:(1.05)``: one number per frame, linear between keyframes.
+"""Animation schedules: one number per frame, from keyframes (``0:(1.0), 30:(1.05)``) or a song's beats.
 
 A keyframe's value may be an arithmetic expression of the frame index ``t`` (``0:(1 + 0.01*sin(t))``).
-Expressions are checked against a whitelist of names here and evaluated with numexpr: never ``eval``.
-Between two keyframes both expressions are evaluated at ``t`` and blended linearly, so constant
-values give plain linear ramps and expressions fade into each other; before the first keyframe its
-value holds, after the last keyframe the last expression keeps running.
+Expressions are parsed with :mod:`ast` (which never evaluates anything), checked node by node against
+a whitelist with types (numbers vs. true/false conditions) and bounds (literal size, node count, no
+exponent towers), and only then evaluated with numexpr, vectorized over the frames: never ``eval``.
+Between two keyframes both expressions are evaluated at ``t`` and blended linearly, so constant values
+give plain linear ramps and expressions fade into each other; before the first keyframe its value
+holds, after the last keyframe the last expression keeps running. Every value must be finite and, for
+the animation keys, inside :data:`RANGES`.
+
+A beat schedule is a mapping ``{beats: song.wav, base: 1.0, pulse: 1.08, decay: 4}``: librosa finds
+the beats (or onsets) and each one lifts the value from ``base`` to ``pulse`` on its frame, falling
+back linearly over ``decay`` frames (see :class:`BeatSchedule`).
 """
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from vqclip.errors import ConfigError
 
-__all__ = ["Schedule", "parse_schedule", "ScheduleError", "ALLOWED_NAMES"]
+__all__ = [
+    "Schedule", "KeyframeSchedule", "BeatSchedule", "parse_schedule", "ScheduleError", "ALLOWED_NAMES",
+    "RANGES", "BEAT_KEYS",
+]
 
-#: numexpr functions a schedule may call, plus the variable ``t`` and the constants ``pi`` and ``e``.
-FUNCTIONS = (
-    "sin", "cos", "tan", "arcsin", "arccos", "arctan", "arctan2", "sinh", "cosh", "tanh",
-    "exp", "expm1", "log", "log10", "log1p", "sqrt", "abs", "where", "floor", "ceil",
-)
+#: numexpr functions a schedule may call, with their number of arguments.
+FUNCTIONS = {
+    **{f: 1 for f in ("sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "exp", "expm1",
+                      "log", "log10", "log1p", "sqrt", "abs", "floor", "ceil")},
+    "arctan2": 2,
+    "where": 3,
+}
 CONSTANTS = {"pi": math.pi, "e": math.e}
 ALLOWED_NAMES = ("t", *CONSTANTS, *FUNCTIONS)
 
-# One token of an expression: a number, a name, or an operator numexpr understands.
-_TOKEN = re.compile(
-    r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_]\w*)"
-    r"|(?P<op>\*\*|<=|>=|==|!=|[-+*/%()<>,&|~]))"
-)
+#: Allowed per-frame values of the animation schedules (the warp's own limits: a zoom of 0 or a
+#: translation beyond the largest frame side only ever gives a blank or smeared frame).
+RANGES: dict[str, tuple[float, float, str]] = {
+    "animation.zoom": (0.01, 100.0, "1 = no zoom"),
+    "animation.angle": (-360.0, 360.0, "degrees per frame"),
+    "animation.translation_x": (-4096.0, 4096.0, "pixels per frame"),
+    "animation.translation_y": (-4096.0, 4096.0, "pixels per frame"),
+}
+DEFAULT_RANGE = (-1e9, 1e9, "")  # any other schedule: finite and of a sane magnitude
 
+MAX_TEXT = 20_000  # characters in one schedule string: enough for a keyframe per frame of a long clip
+MAX_NODES = 64  # syntax nodes in one keyframe's expression: a formula, not a program
+MAX_LITERAL = 1e9  # largest number written in an expression
+MAX_FRAME = 10_000_000  # largest keyframe index (animation.frames is capped far below)
+
+#: Keys of a beat mapping, with what each means (the error for an unknown key lists them).
+BEAT_KEYS = {
+    "beats": "audio file (relative to the preset's folder)",
+    "base": "value between pulses",
+    "pulse": "value on a beat",
+    "decay": "frames to fall back to base (default 4)",
+    "on": "beats | onsets (default beats)",
+    "start": "seconds into the song at frame 0 (default 0)",
+}
+BEAT_SAMPLE_RATE = 22050  # plenty for rhythm; librosa's default
+BEAT_HOP = 256  # 11.6 ms between onset-curve samples: well under a video frame
 
 _HINT = "; a schedule is 'FRAME:(VALUE), FRAME:(VALUE), ...' with VALUE a number or an expression of t"
+_ODD_CHAR = re.compile(r"[^0-9A-Za-z_ .+\-*/%()<>=!&|~,]")  # outside what any allowed expression uses
+_OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Mod: "%", ast.Pow: "**"}
+_BOOL_OPS = {ast.BitAnd: "&", ast.BitOr: "|"}
+_COMPARE = (ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq)
 
 
 class ScheduleError(ConfigError):
-    """A schedule string that cannot be parsed; the message shows the string with a caret under the fault."""
+    """A schedule string that cannot be used; the message shows the string with a caret under the fault."""
 
     def __init__(self, key: str, text: str, column: int, problem: str):
         self.key, self.text, self.column, self.problem = key, text, column, problem
-        caret = " " * column + "^"
-        super().__init__(f"{key}={text!r}: {problem} (column {column + 1}){_HINT}\n    {text}\n    {caret}")
+        shown, col = text, column
+        if len(text) > 120:  # show a window around the fault, not 20 000 characters
+            lo = max(0, column - 60)
+            shown, col = text[lo : lo + 120], column - lo
+        caret = " " * col + "^"
+        super().__init__(f"{key}={_short(text)!r}: {problem} (column {column + 1}){_HINT}\n    {shown}\n    {caret}")
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 120 else text[:100] + " ... " + text[-15:]
+
+
+def _check_range(key: str, t: int, v: float, where: str) -> None:
+    """Refuse a non-finite or out-of-range value, naming the frame and the allowed range."""
+    lo, hi, note = RANGES.get(key, DEFAULT_RANGE)
+    if not math.isfinite(v):
+        raise ConfigError(f"{key}: {where} gives {v} at frame {t}; a value must be a finite number")
+    if not lo <= v <= hi:
+        extra = f" ({note})" if note else ""
+        raise ConfigError(f"{key}: {where} gives {v:g} at frame {t}; allowed: {lo:g} .. {hi:g}{extra}")
+
+
+class Schedule:
+    """One number per frame: the common face of keyframe and beat schedules."""
+
+    key: str
+
+    def values(self, frames: int, fps: float | None = None) -> list[float]:
+        """The finite, in-range values of frames ``0 .. frames-1`` (beat schedules need ``fps``)."""
+        raise NotImplementedError
+
+    def to_preset(self) -> Any:
+        """What settings.yaml writes for this schedule: the keyframe text or the beat mapping."""
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
 class Keyframe:
-    """One ``FRAME:(EXPR)`` entry; ``constant`` is its value when EXPR does not use ``t``."""
+    """One ``FRAME:(EXPR)`` entry: ``expr`` is the checked numexpr text, ``column`` where it starts in the schedule."""
 
     frame: int
     expr: str
     constant: float | None
+    column: int = 0
+    source: str = ""  # the value as the preset wrote it, for messages
 
 
 @dataclass(frozen=True)
-class Schedule:
-    """A parsed schedule: call ``value(t)`` or ``values(n)`` for the per-frame numbers."""
+class KeyframeSchedule(Schedule):
+    """A parsed keyframe schedule: call ``values(n)`` (or ``value(t)``) for the per-frame numbers."""
 
     text: str
     keyframes: tuple[Keyframe, ...]
@@ -63,61 +139,195 @@ class Schedule:
 
     def value(self, t: int) -> float:
         """The schedule's value at frame ``t`` (keyframes blended linearly)."""
+        return float(self._values(np.array([float(t)]))[0])
+
+    def values(self, frames: int, fps: float | None = None) -> list[float]:
+        """The values of frames ``0 .. frames-1``; ``fps`` is not needed by keyframes."""
+        return [float(v) for v in self._values(np.arange(frames, dtype=np.float64))]
+
+    def to_preset(self) -> str:
+        """The keyframe text, as given."""
+        return self.text
+
+    def _values(self, t: np.ndarray) -> np.ndarray:
         kfs = self.keyframes
-        if t <= kfs[0].frame:
-            return self._eval(kfs[0], t)
-        for a, b in zip(kfs, kfs[1:]):
-            if a.frame <= t <= b.frame:
-                w = (t - a.frame) / (b.frame - a.frame)
-                va = self._eval(a, t)
-                vb = self._eval(b, t)
-                return va if w == 0 else vb if w == 1 else va + (vb - va) * w
-        return self._eval(kfs[-1], t)
+        out = np.empty_like(t)
+        frames = np.array([k.frame for k in kfs], dtype=np.float64)
+        # Segment i covers frames in [kfs[i-1].frame, kfs[i].frame); 0 is before the first, len is after the last.
+        seg = np.searchsorted(frames, t, side="right")
+        for i in np.unique(seg):
+            sel = seg == i
+            ts = t[sel]
+            if i == 0:
+                out[sel] = self._eval(kfs[0], ts)
+            elif i == len(kfs):
+                out[sel] = self._eval(kfs[-1], ts)
+            else:
+                a, b = kfs[i - 1], kfs[i]
+                w = (ts - a.frame) / (b.frame - a.frame)
+                va, vb = self._eval(a, ts), self._eval(b, ts)
+                with np.errstate(all="ignore"):
+                    out[sel] = np.where(w == 0, va, np.where(w == 1, vb, va + (vb - va) * w))
+        lo, hi, _ = RANGES.get(self.key, DEFAULT_RANGE)
+        bad = ~(np.isfinite(out) & (out >= lo) & (out <= hi))
+        if bad.any():
+            i = int(np.argmax(bad))
+            kf = next((k for k in reversed(kfs) if k.frame <= t[i]), kfs[0])
+            _check_range_at(self, kf, int(t[i]), float(out[i]))
+        return out
 
-    def values(self, n: int) -> list[float]:
-        """The values of frames ``0 .. n-1``."""
-        return [self.value(t) for t in range(n)]
-
-    def _eval(self, kf: Keyframe, t: int) -> float:
+    def _eval(self, kf: Keyframe, t: np.ndarray) -> np.ndarray:
         if kf.constant is not None:
-            return kf.constant
+            return np.full_like(t, kf.constant)
         import numexpr  # lazily: only expressions of t need it
 
-        v = float(numexpr.evaluate(kf.expr, local_dict={"t": float(t), **CONSTANTS}, global_dict={}))
-        if not math.isfinite(v):
-            raise ConfigError(f"{self.key}: {kf.expr!r} gives {v} at frame {t}; it must be a finite number")
-        return v
+        try:
+            with np.errstate(all="ignore"):
+                v = numexpr.evaluate(kf.expr, local_dict={"t": t, **CONSTANTS}, global_dict={})
+        except OverflowError:
+            raise ScheduleError(self.key, self.text, kf.column, f"{kf.source!r} overflows (its result is too large for a number)") from None
+        except Exception as exc:  # numexpr's own errors are of many types; each is one bad expression
+            raise ScheduleError(self.key, self.text, kf.column, f"cannot evaluate {kf.source!r} ({exc})") from None
+        return np.broadcast_to(np.asarray(v, dtype=np.float64), t.shape)
 
 
-def _check_expr(key: str, text: str, start: int, expr: str) -> bool:
-    """Validate one expression's tokens against the whitelist; return True when it uses ``t``."""
-    pos, depth, uses_t, last = 0, 0, False, None
-    while pos < len(expr):
-        if expr[pos:].strip() == "":
-            break
-        m = _TOKEN.match(expr, pos)
-        if not m:
-            col = start + pos + (len(expr[pos:]) - len(expr[pos:].lstrip()))
-            raise ScheduleError(key, text, col, f"unexpected character {text[col]!r}")
-        col = start + m.start(m.lastgroup)
-        if m.group("name"):
-            name = m.group("name")
-            if name not in ALLOWED_NAMES:
-                raise ScheduleError(key, text, col, f"unknown name {name!r} (allowed: {', '.join(ALLOWED_NAMES)})")
-            uses_t |= name == "t"
-        elif m.group("op") == "(":
-            depth += 1
-        elif m.group("op") == ")":
-            depth -= 1
-            if depth < 0:
-                raise ScheduleError(key, text, col, "unmatched ')'")
-        last = m
-        pos = m.end()
-    if last is None:
+def _check_range_at(s: KeyframeSchedule, kf: Keyframe, t: int, v: float) -> None:
+    """Raise the range error for frame ``t`` with a caret under the keyframe that produced it."""
+    try:
+        _check_range(s.key, t, v, repr(kf.source))
+    except ConfigError as exc:
+        problem = str(exc).split(": ", 1)[1]
+        raise ScheduleError(s.key, s.text, kf.column, problem) from None
+
+
+# ----------------------------------------------------------------------------------------------
+# Expressions
+
+
+class _Checker:
+    """Walks an expression's syntax tree: whitelisted nodes only, typed ``num`` or ``bool``, bounded."""
+
+    def __init__(self, key: str, text: str, start: int):
+        self.key, self.text, self.start = key, text, start
+        self.nodes = 0
+        self.uses_t = False
+
+    def fail(self, node: ast.AST, problem: str):
+        raise ScheduleError(self.key, self.text, self.start + getattr(node, "col_offset", 0), problem)
+
+    def check(self, node: ast.AST) -> str:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            self.fail(node, f"the expression is too long (more than {MAX_NODES} parts); a schedule value is a short formula")
+        if isinstance(node, ast.Constant):
+            v = node.value
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                self.fail(node, f"{v!r} is not a number")
+            if abs(v) > MAX_LITERAL:
+                self.fail(node, f"the number {v:g} is too large; numbers in an expression lie within ±{MAX_LITERAL:g}")
+            return "num"
+        if isinstance(node, ast.Name):
+            if node.id not in ("t", *CONSTANTS):
+                what = "a function: call it, e.g. sin(t)" if node.id in FUNCTIONS else f"allowed: t, pi, e and {', '.join(FUNCTIONS)}"
+                self.fail(node, f"unknown name {node.id!r} ({what})")
+            self.uses_t |= node.id == "t"
+            return "num"
+        if isinstance(node, ast.UnaryOp):
+            kind = self.check(node.operand)
+            if isinstance(node.op, (ast.USub, ast.UAdd)):
+                return self.expect(node.operand, kind, "num", "'-'")
+            if isinstance(node.op, ast.Invert):
+                return self.expect(node.operand, kind, "bool", "'~' (not)")
+            self.fail(node, "'not' is not allowed; use '~(condition)' inside where(...)")
+        if isinstance(node, ast.BinOp):
+            if type(node.op) in _OPS:
+                if isinstance(node.op, ast.Pow) and (self._has_pow(node.left) or self._has_pow(node.right)):
+                    self.fail(node, "exponent towers (a**b**c) are not allowed; use one '**' per term")
+                self.expect(node.left, self.check(node.left), "num", f"'{_OPS[type(node.op)]}'")
+                return self.expect(node.right, self.check(node.right), "num", f"'{_OPS[type(node.op)]}'")
+            if type(node.op) in _BOOL_OPS:
+                sym = _BOOL_OPS[type(node.op)]
+                self.expect(node.left, self.check(node.left), "bool", f"'{sym}'")
+                self.expect(node.right, self.check(node.right), "bool", f"'{sym}'")
+                return "bool"
+            self.fail(node, "this operator is not allowed (allowed: + - * / % ** and, inside where, < <= > >= == != & | ~)")
+        if isinstance(node, ast.Compare):
+            if len(node.ops) != 1 or not isinstance(node.ops[0], _COMPARE):
+                self.fail(node, "use one comparison at a time, e.g. (t > 1) & (t < 5)")
+            self.expect(node.left, self.check(node.left), "num", "a comparison")
+            self.expect(node.comparators[0], self.check(node.comparators[0]), "num", "a comparison")
+            return "bool"
+        if isinstance(node, ast.Call):
+            name = node.func.id if isinstance(node.func, ast.Name) else None
+            if name not in FUNCTIONS:
+                self.fail(node, f"unknown name {name or ast.unparse(node.func)!r} (allowed functions: {', '.join(FUNCTIONS)})")
+            if node.keywords or len(node.args) != FUNCTIONS[name]:
+                n = FUNCTIONS[name]
+                self.fail(node, f"{name} takes {n} argument{'s' * (n > 1)}, given {len(node.args) + len(node.keywords)}")
+            kinds = [self.check(a) for a in node.args]
+            wanted = ["bool", "num", "num"] if name == "where" else ["num"] * len(kinds)
+            for a, k, w in zip(node.args, kinds, wanted):
+                self.expect(a, k, w, f"{name}(...)")
+            return "num"
+        self.fail(node, "this is not allowed in a schedule value (numbers, t, pi, e, + - * / % **, functions)")
+
+    def expect(self, node: ast.AST, kind: str, wanted: str, where: str) -> str:
+        if kind != wanted:
+            if wanted == "num":
+                self.fail(node, f"{where} needs a number here, not a condition; use where(condition, a, b)")
+            self.fail(node, f"{where} needs a condition here, e.g. (t > 5)")
+        return kind
+
+    @staticmethod
+    def _has_pow(node: ast.AST) -> bool:
+        return any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow) for n in ast.walk(node))
+
+
+class _Floats(ast.NodeTransformer):
+    """Every literal becomes a float, so numexpr never computes with Python's unbounded integers."""
+
+    def visit_Constant(self, node: ast.Constant) -> ast.Constant:
+        return ast.copy_location(ast.Constant(float(node.value)), node)
+
+
+def _check_expr(key: str, text: str, start: int, expr: str) -> tuple[str, bool]:
+    """Check one keyframe value; return its numexpr text and whether it uses ``t``."""
+    lead = len(expr) - len(expr.lstrip())
+    body = expr.strip().replace("\n", " ").replace("\r", " ").replace("\t", " ")
+    start += lead
+    if not body:
         raise ScheduleError(key, text, start, "empty value")
-    if depth:
-        raise ScheduleError(key, text, start + len(expr.rstrip()), "missing ')'")
-    return uses_t
+    try:
+        tree = ast.parse(body, mode="eval")
+    except SyntaxError as exc:
+        odd = _ODD_CHAR.search(body)
+        if odd:
+            raise ScheduleError(key, text, start + odd.start(), f"unexpected character {odd.group()!r}") from None
+        col = start + max(0, min(len(body), (exc.offset or 1) - 1))
+        raise ScheduleError(key, text, col, f"not a valid expression ({exc.msg})") from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise ScheduleError(key, text, start, f"not a valid expression ({type(exc).__name__})") from None
+    checker = _Checker(key, text, start)
+    if checker.check(tree.body) != "num":
+        checker.fail(tree.body, "a condition is not a value; use where(condition, a, b)")
+    return ast.unparse(_Floats().visit(tree)), checker.uses_t
+
+
+def _keyframe(key: str, text: str, frame: int, col: int, raw: str) -> Keyframe:
+    """Build a keyframe, evaluating constants once so typos and bad values surface at parse time."""
+    expr, uses_t = _check_expr(key, text, col, raw)
+    col += len(raw) - len(raw.lstrip())
+    kf = Keyframe(frame, expr, None, col, raw.strip())
+    if uses_t:
+        return kf
+    probe = KeyframeSchedule(text, (kf,), key)
+    v = float(probe._eval(kf, np.zeros(1))[0])
+    if not math.isfinite(v):
+        raise ScheduleError(key, text, col, f"{raw.strip()!r} is {v}; a value must be finite")
+    lo, hi, note = RANGES.get(key, DEFAULT_RANGE)
+    if not lo <= v <= hi:
+        raise ScheduleError(key, text, col, f"{v:g} is out of range; allowed: {lo:g} .. {hi:g}" + (f" ({note})" if note else ""))
+    return Keyframe(frame, expr, v, col, raw.strip())
 
 
 def _find_value_end(text: str, pos: int, parens: bool) -> int:
@@ -136,34 +346,31 @@ def _find_value_end(text: str, pos: int, parens: bool) -> int:
     return len(text)
 
 
-def parse_schedule(value: str | int | float, key: str = "schedule") -> Schedule:
-    """Parse ``'0:(1.0), 30:(1.05)'`` (or a bare number: a constant) into a :class:`Schedule`."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{key}: {value!r} is not a schedule; use a number or 'FRAME:(VALUE), ...'")
-    if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            raise ConfigError(f"{key}: {value!r} is not allowed; a schedule value must be finite")
-        return Schedule(f"0:({value})", (Keyframe(0, repr(float(value)), float(value)),), key)
-    if not isinstance(value, str):
-        raise ConfigError(f"{key}: {value!r} is not a schedule; use a number or 'FRAME:(VALUE), ...'")
-    text = value
+_FRAME = re.compile(r"-?\d+")
+
+
+def _parse_text(text: str, key: str) -> KeyframeSchedule:
     if text.strip() == "":
         raise ScheduleError(key, text, 0, "empty schedule")
+    if len(text) > MAX_TEXT:
+        raise ConfigError(f"{key}: the schedule is {len(text)} characters long; at most {MAX_TEXT} are allowed")
     if ":" not in text:
         # a bare value such as "1.05" or "1 + 0.1*t" holds from frame 0 on
-        uses_t = _check_expr(key, text, 0, text)
-        return Schedule(text, (_keyframe(key, text, 0, 0, text.strip(), uses_t),), key)
+        return KeyframeSchedule(text, (_keyframe(key, text, 0, 0, text),), key)
     keyframes: dict[int, Keyframe] = {}
     pos = 0
     while True:
         while pos < len(text) and text[pos].isspace():
             pos += 1
-        m = re.compile(r"-?\d+").match(text, pos)
-        if not m:
-            raise ScheduleError(key, text, min(pos, len(text) - 1) if text else 0, "expected a frame number")
+        m = _FRAME.match(text, pos)
+        if not m or len(m.group()) > 9:
+            problem = "expected a frame number" if not m else f"frame numbers go up to {MAX_FRAME}"
+            raise ScheduleError(key, text, min(pos, len(text) - 1), problem)
         frame = int(m.group())
         if frame < 0:
             raise ScheduleError(key, text, pos, "frame numbers start at 0")
+        if frame > MAX_FRAME:
+            raise ScheduleError(key, text, pos, f"frame numbers go up to {MAX_FRAME}")
         if frame in keyframes:
             raise ScheduleError(key, text, pos, f"frame {frame} is given twice")
         pos = m.end()
@@ -182,8 +389,7 @@ def parse_schedule(value: str | int | float, key: str = "schedule") -> Schedule:
             expr_start, expr = pos + 1, text[pos + 1 : end - 1]
         else:
             expr_start, expr = pos, text[pos:end]
-        uses_t = _check_expr(key, text, expr_start, expr)
-        keyframes[frame] = _keyframe(key, text, frame, expr_start, expr.strip(), uses_t)
+        keyframes[frame] = _keyframe(key, text, frame, expr_start, expr)
         pos = end
         while pos < len(text) and text[pos].isspace():
             pos += 1
@@ -194,21 +400,136 @@ def parse_schedule(value: str | int | float, key: str = "schedule") -> Schedule:
         pos += 1
         if text[pos:].strip() == "":
             raise ScheduleError(key, text, pos - 1, "a trailing ',' without a keyframe after it")
-    return Schedule(text, tuple(keyframes[f] for f in sorted(keyframes)), key)
+    return KeyframeSchedule(text, tuple(keyframes[f] for f in sorted(keyframes)), key)
 
 
-def _keyframe(key: str, text: str, frame: int, col: int, expr: str, uses_t: bool) -> Keyframe:
-    """Build a keyframe, evaluating constants once so typos in numbers surface at parse time."""
-    import warnings
+# ----------------------------------------------------------------------------------------------
+# Beats
 
-    import numexpr
+
+@dataclass(frozen=True)
+class BeatSchedule(Schedule):
+    """A pulse on every beat of a song: ``pulse`` on the beat's frame, back to ``base`` over ``decay`` frames.
+
+    Frame ``f`` shows the song at ``start + f / fps`` seconds; a beat at ``b`` seconds lands on frame
+    ``round((b - start) * fps)``. Overlapping pulses take the larger value, so fast beats never exceed ``pulse``.
+    """
+
+    path: Path
+    base: float
+    pulse: float
+    decay: float = 4.0
+    on: str = "beats"
+    start: float = 0.0
+    key: str = "schedule"
+    given: str = ""  # the path as the preset wrote it
+    _times: dict = field(default_factory=dict, compare=False, repr=False)  # analysis, done once
+
+    def times(self) -> np.ndarray:
+        """Beat (or onset) times in seconds, found by librosa; analysed once per schedule."""
+        if "t" not in self._times:
+            self._times["t"] = _analyze(self.path, self.on, f"{self.key}.beats")
+        return self._times["t"]
+
+    def values(self, frames: int, fps: float | None = None) -> list[float]:
+        """Per-frame values at ``fps`` frames per second (needed to place the beats on frames)."""
+        if fps is None or not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+            raise ConfigError(f"{self.key}: a beat schedule needs the frame rate (output.fps), got {fps!r}")
+        beat_frames = np.round((self.times() - self.start) * fps).astype(np.int64)
+        beat_frames = beat_frames[(beat_frames >= 0) & (beat_frames < frames)]
+        level = np.zeros(frames)
+        span = np.arange(int(math.ceil(self.decay)) + 1)
+        shape = np.clip(1.0 - span / self.decay, 0.0, 1.0)
+        for b in beat_frames:
+            end = min(frames, b + len(shape))
+            level[b:end] = np.maximum(level[b:end], shape[: end - b])
+        return [float(v) for v in self.base + (self.pulse - self.base) * level]
+
+    def to_preset(self) -> dict:
+        """The mapping with every default filled in and the song's absolute path (settings.yaml is re-runnable anywhere)."""
+        return {"beats": str(self.path), "base": self.base, "pulse": self.pulse, "decay": self.decay,
+                "on": self.on, "start": self.start}
+
+
+def _analyze(path: Path, on: str, setting: str) -> np.ndarray:
+    """Beat or onset times (s) of an audio file with librosa's beat tracker / onset detector."""
+    import librosa
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", SyntaxWarning)  # "1 2" would warn before it raises
-            v = float(numexpr.evaluate(expr, local_dict={"t": 0.0, **CONSTANTS}, global_dict={}))
-    except (SyntaxError, ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
-        raise ScheduleError(key, text, col, f"cannot evaluate {expr!r} ({exc})") from None
-    if not uses_t and not math.isfinite(v):
-        raise ScheduleError(key, text, col, f"{expr!r} is {v}; a value must be finite")
-    return Keyframe(frame, expr, None if uses_t else v)
+        y, sr = librosa.load(str(path), sr=BEAT_SAMPLE_RATE, mono=True)
+    except Exception as exc:  # soundfile/audioread raise many types for a file they cannot decode
+        raise ConfigError(f"{setting}: {str(path)!r} is not a readable audio file ({type(exc).__name__}: "
+                          f"{str(exc).strip()[:200]}); give a .wav/.mp3/.ogg/.flac file") from None
+    if y.size == 0:
+        raise ConfigError(f"{setting}: {str(path)!r} holds no audio samples")
+    env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=BEAT_HOP)
+    if on == "onsets":
+        return np.asarray(librosa.onset.onset_detect(onset_envelope=env, sr=sr, hop_length=BEAT_HOP, units="time"))
+    _, beats = librosa.beat.beat_track(onset_envelope=env, sr=sr, hop_length=BEAT_HOP, units="time")
+    return np.asarray(beats, dtype=np.float64)
+
+
+def _beat_number(key: str, name: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ConfigError(f"{key}.{name}: {v!r} is not allowed; give a finite number ({BEAT_KEYS[name]})")
+    return float(v)
+
+
+def _parse_beats(raw: dict, key: str, base_dir: str | Path | None) -> BeatSchedule:
+    unknown = [k for k in raw if k not in BEAT_KEYS]
+    if unknown:
+        allowed = ", ".join(f"{k} ({v})" for k, v in BEAT_KEYS.items())
+        raise ConfigError(f"{key}.{unknown[0]}: unknown key in a beat schedule; allowed: {allowed}")
+    for needed in ("beats", "pulse"):
+        if needed not in raw:
+            raise ConfigError(f"{key}.{needed}: missing; a beat schedule is {{beats: song.wav, base: 1.0, pulse: 1.08, decay: 4}}")
+    given = raw["beats"]
+    if not isinstance(given, str) or not given.strip():
+        raise ConfigError(f"{key}.beats: {given!r} is not allowed; give an audio file path (.wav/.mp3/.ogg/.flac)")
+    if importlib.util.find_spec("librosa") is None:
+        raise ConfigError(f"{key}.beats: beat schedules need librosa, which is not installed: pip install \"vqclip[audio]\"")
+    path = Path(given).expanduser()
+    if not path.is_absolute():
+        path = Path(base_dir or ".") / path
+    path = path.resolve()
+    if not path.is_file():
+        raise ConfigError(f"{key}.beats: audio file {str(path)!r} does not exist (a relative path is relative to the preset's folder)")
+    lo, hi, note = RANGES.get(key, DEFAULT_RANGE)
+    neutral = 1.0 if key.endswith("zoom") else 0.0
+    values = {}
+    for name in ("base", "pulse"):
+        v = _beat_number(key, name, raw.get(name, neutral))
+        if not lo <= v <= hi:
+            raise ConfigError(f"{key}.{name}: {v:g} is out of range; allowed: {lo:g} .. {hi:g}" + (f" ({note})" if note else ""))
+        values[name] = v
+    decay = _beat_number(key, "decay", raw.get("decay", 4.0))
+    if not 0 < decay <= 1000:
+        raise ConfigError(f"{key}.decay: {decay:g} is not allowed; give the frames a pulse takes to fall back, 0 < decay <= 1000")
+    on = raw.get("on", "beats")
+    if on not in ("beats", "onsets"):
+        raise ConfigError(f"{key}.on: {on!r} is not allowed; use beats or onsets")
+    start = _beat_number(key, "start", raw.get("start", 0.0))
+    if start < 0:
+        raise ConfigError(f"{key}.start: {start:g} is not allowed; give the seconds into the song at frame 0 (>= 0)")
+    return BeatSchedule(path, values["base"], values["pulse"], decay, on, start, key, given)
+
+
+# ----------------------------------------------------------------------------------------------
+# The entry
+
+
+def parse_schedule(raw: Any, key: str = "schedule", base_dir: str | Path | None = None) -> Schedule:
+    """Parse a number, keyframe text ``'0:(1.0), 30:(1.05)'`` or beat mapping ``{beats: song.wav, ...}``."""
+    if isinstance(raw, Schedule):
+        return raw
+    if isinstance(raw, bool):
+        raise ConfigError(f"{key}: {raw!r} is not a schedule; use a number, 'FRAME:(VALUE), ...' or {{beats: song.wav, pulse: ...}}")
+    if isinstance(raw, (int, float)):
+        v = float(raw)
+        _check_range(key, 0, v, repr(raw))
+        return KeyframeSchedule(f"0:({v!r})", (Keyframe(0, repr(v), v, 3, repr(v)),), key)
+    if isinstance(raw, dict):
+        return _parse_beats(raw, key, base_dir)
+    if not isinstance(raw, str):
+        raise ConfigError(f"{key}: {raw!r} is not a schedule; use a number, 'FRAME:(VALUE), ...' or {{beats: song.wav, pulse: ...}}")
+    return _parse_text(raw, key)
