@@ -453,10 +453,14 @@ class BeatSchedule(Schedule):
 
 def _analyze(path: Path, on: str, setting: str) -> np.ndarray:
     """Beat or onset times (s) of an audio file with librosa's beat tracker / onset detector."""
+    import warnings
+
     import librosa
 
     try:
-        y, sr = librosa.load(str(path), sr=BEAT_SAMPLE_RATE, mono=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # librosa warns on its way from soundfile to audioread; the error says it all
+            y, sr = librosa.load(str(path), sr=BEAT_SAMPLE_RATE, mono=True)
     except Exception as exc:  # soundfile/audioread raise many types for a file they cannot decode
         raise ConfigError(f"{setting}: {str(path)!r} is not a readable audio file ({type(exc).__name__}: "
                           f"{str(exc).strip()[:200]}); give a .wav/.mp3/.ogg/.flac file") from None
