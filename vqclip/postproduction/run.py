@@ -29,7 +29,7 @@ from vqclip.settings.post import (  # noqa: F401
 from vqclip.postproduction.export import export, export_gif, export_video  # noqa: F401
 
 __all__ = [
-    "PostResult", "run_post", "build_piece", "post_cli", "load_post_config",
+    "PostResult", "run_post", "render_track", "FROM_RENDER", "build_piece", "post_cli", "load_post_config",
     "load_source", "load_render", "load_image_sequence", "load_video", "load_image",
     "trim", "change_speed", "loop", "boomerang", "reverse", "hold",
     "fade_in", "fade_out", "join", "concatenate",
@@ -67,6 +67,44 @@ def _output_paths(cfg: PostConfig) -> list[Path]:
     return [main, *extra]
 
 
+FROM_RENDER = "from_render"  # `music: from_render`: the song a scene's render pulsed to (animation.*.beats)
+
+
+def render_track(folder: str | os.PathLike) -> tuple[Path, float] | None:
+    """The song a render folder's motion follows, from its settings.yaml: (path, seconds at frame 0), or None."""
+    import yaml
+
+    settings = Path(folder) / "settings.yaml"
+    if not settings.is_file():
+        return None
+    try:
+        data = yaml.safe_load(settings.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError, OSError):
+        return None
+    animation = data.get("animation") if isinstance(data, dict) else None
+    for value in (animation or {}).values() if isinstance(animation, dict) else ():
+        if isinstance(value, dict) and isinstance(value.get("beats"), str):
+            start = value.get("start", 0.0)
+            return Path(value["beats"]), float(start) if isinstance(start, (int, float)) else 0.0
+    return None
+
+
+def _music(cfg: PostConfig) -> tuple[Path, float] | None:
+    """The music file and its start (s): as given, or, for `from_render`, the track of the first scene rendered to beats."""
+    m = cfg.music
+    if m is None:
+        return None
+    if m.path != FROM_RENDER:
+        return Path(_resolve(cfg.base_dir, m.path)), m.start
+    for s in cfg.scenes:
+        track = render_track(_resolve(cfg.base_dir, s.source))
+        if track is not None:
+            # The render's frame 0 shows the song at its beats `start`: keep them in sync unless told otherwise.
+            return track[0], m.start or track[1]
+    raise PostError("music.path: from_render needs a scene that is a render folder whose settings.yaml has a beat "
+                    "schedule (animation.zoom: {beats: song.wav, ...}); none of the scenes has one, give the file instead")
+
+
 def _check_inputs(cfg: PostConfig) -> None:
     """Every input exists and no output would overwrite one; before any work is done."""
     inputs: list[tuple[str, str]] = []
@@ -82,10 +120,10 @@ def _check_inputs(cfg: PostConfig) -> None:
         if not any(ch in src for ch in "*?[") and not Path(p).exists():
             raise PostError(f"{setting}: {p!r} does not exist (give a render folder, image folder/glob, video or image)")
         resolved.append(Path(p).resolve() if not any(ch in src for ch in "*?[") else Path(p).parent.resolve())
-    if cfg.music is not None:
-        p = Path(_resolve(cfg.base_dir, cfg.music.path))
-        audio_duration(p, "music.path")
-        resolved.append(p.resolve())
+    music = _music(cfg)
+    if music is not None:
+        audio_duration(music[0], "music.path")
+        resolved.append(music[0].resolve())
     for where, texts in [("titles", cfg.titles)] + [(f"scenes[{i}].titles", s.titles) for i, s in enumerate(cfg.scenes)]:
         for j, t in enumerate(texts):
             font_path(t.font if t.font in ("sans", "sans-bold") else _resolve(cfg.base_dir, t.font),
@@ -184,10 +222,10 @@ def build_piece(cfg: PostConfig):
     if cfg.fade_out:
         piece = fade_out(piece, cfg.fade_out, cfg.fade_color, setting="fade_out")
     # 4. Music last, so it is cut or looped to the final length.
-    m = cfg.music
-    if m is not None:
-        piece = add_music(piece, _resolve(cfg.base_dir, m.path), volume=m.volume, fade_in=m.fade_in,
-                          fade_out=m.fade_out, start=m.start, loop=m.loop, mix=m.mix, setting="music")
+    m, music = cfg.music, _music(cfg)
+    if music is not None:
+        piece = add_music(piece, str(music[0]), volume=m.volume, fade_in=m.fade_in,
+                          fade_out=m.fade_out, start=music[1], loop=m.loop, mix=m.mix, setting="music")
     return piece.with_fps(fps)
 
 
