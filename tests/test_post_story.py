@@ -88,9 +88,12 @@ def test_story_from_python(job):
     piece = post.fade_out(piece, 0.5)
     piece = post.add_music(piece, d / "tone.wav", volume=0.8, fade_out=0.5)
     events = []
-    path = post.export(piece, d / "py" / "story.mp4", quality="medium", progress=events.append)
+    path = post.export(piece, d / "py" / "story.mp4", quality="medium", callback=events.append)
     _check_story(path)
-    assert events and events[-1]["event"] == "export" and events[-1]["total"]
+    assert {e["event"] for e in events} == {"export"} and {e["stage"] for e in events} == {"audio", "video"}
+    video = [e for e in events if e["stage"] == "video"]
+    assert video[-1]["done"] == video[-1]["total"] == EXPECTED * 12  # one event per frame, ending at the total
+    assert [e["done"] for e in video] == sorted(e["done"] for e in video)
     assert np.asarray(frame_at(path, 0.5)).shape == (72, 128, 3)
 
 

@@ -29,7 +29,7 @@ from vqclip.settings.post import (  # noqa: F401
 from vqclip.postproduction.export import export, export_gif, export_video  # noqa: F401
 
 __all__ = [
-    "PostResult", "run_post", "render_track", "FROM_RENDER", "build_piece", "post_cli", "load_post_config",
+    "PostResult", "run_post", "render_track", "FROM_RENDER", "build_piece", "load_post_config",
     "load_source", "load_render", "load_image_sequence", "load_video", "load_image",
     "trim", "change_speed", "loop", "boomerang", "reverse", "hold",
     "fade_in", "fade_out", "join", "concatenate",
@@ -229,8 +229,8 @@ def build_piece(cfg: PostConfig):
     return piece.with_fps(fps)
 
 
-def run_post(config: Any, overrides=(), progress: Any = None, out: str | os.PathLike | None = None) -> PostResult:
-    """Run a post job from a PostConfig, a dict, or a YAML path; write the output(s) and probe them."""
+def run_post(config: Any, overrides=(), callback: Any = None, out: str | os.PathLike | None = None) -> PostResult:
+    """Run a post job from a PostConfig, a dict, or a YAML path; write the output(s) (export events to `callback`) and probe them."""
     from dataclasses import asdict
 
     from vqclip.video import probe
@@ -249,25 +249,9 @@ def run_post(config: Any, overrides=(), progress: Any = None, out: str | os.Path
     written = []
     try:
         for p in paths:
-            written.append(export(piece, p, fps=piece.fps, quality=cfg.output.quality, gif=gif, progress=progress))
+            written.append(export(piece, p, fps=piece.fps, quality=cfg.output.quality, gif=gif, callback=callback))
     finally:
         piece.close()
     info = probe(written[0])
     return PostResult(path=written[0], extra=written[1:], info=info, duration=float(piece.duration),
                       size=tuple(piece.size), fps=float(piece.fps))
-
-
-def post_cli(path: str | os.PathLike, out: str | os.PathLike | None = None, overrides=()) -> int:
-    """`vqclip post POST.yaml [-o OUT] [--set key=value]`: run the job with a progress bar; 0 on success."""
-    try:
-        result = run_post(path, overrides=list(overrides or []), progress="bar", out=out)
-    except ConfigError as exc:
-        # The CLI prints any VqclipError as one line; keep ConfigError's message but say it is a post setting.
-        raise (exc if str(exc).startswith("post") else ConfigError(f"post: {exc}")) from None
-    i = result.info
-    audio = f", audio {i.audio_codec}" if i.has_audio else ", no audio"
-    print(f"wrote {result.path} ({i.codec} {i.pix_fmt} {i.width}x{i.height} {i.fps:g} fps, "
-          f"{i.n_frames} frames, {i.video_duration or 0:.2f} s{audio})")
-    for p in result.extra:
-        print(f"wrote {p}")
-    return 0
