@@ -1,4 +1,4 @@
-"""Done-when of issue 5: a 3-scene piece with titles, crossfades and music, from one YAML file
+"""A 3-scene piece with titles, crossfades and music, from one YAML file
 (through the CLI and run_post) and from Python; the outputs probed."""
 
 from __future__ import annotations

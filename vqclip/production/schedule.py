@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+from abc import ABC, abstractmethod
 import math
 import re
 from dataclasses import dataclass, field
@@ -94,28 +95,28 @@ def _short(text: str) -> str:
     return text if len(text) <= 120 else text[:100] + " ... " + text[-15:]
 
 
-def _check_range(key: str, t: int, v: float, where: str) -> None:
-    """Refuse a non-finite or out-of-range value, naming the frame and the allowed range."""
+def _range_problem(key: str, t: int, v: float, where: str) -> str | None:
+    """What is wrong with value ``v`` at frame ``t`` (non-finite, or outside the key's range), or None."""
     lo, hi, note = RANGES.get(key, DEFAULT_RANGE)
     if not math.isfinite(v):
-        raise ConfigError(f"{key}: {where} gives {v} at frame {t}; a value must be a finite number")
+        return f"{where} gives {v} at frame {t}; a value must be a finite number"
     if not lo <= v <= hi:
-        extra = f" ({note})" if note else ""
-        raise ConfigError(f"{key}: {where} gives {v:g} at frame {t}; allowed: {lo:g} .. {hi:g}{extra}")
+        return f"{where} gives {v:g} at frame {t}; allowed: {lo:g} .. {hi:g}" + (f" ({note})" if note else "")
+    return None
 
 
-class Schedule:
+class Schedule(ABC):
     """One number per frame: the common face of keyframe and beat schedules."""
 
     key: str
 
+    @abstractmethod
     def values(self, frames: int, fps: float | None = None) -> list[float]:
         """The finite, in-range values of frames ``0 .. frames-1`` (beat schedules need ``fps``)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def to_preset(self) -> Any:
         """What settings.yaml writes for this schedule: the keyframe text or the beat mapping."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,8 @@ class KeyframeSchedule(Schedule):
         return self.text
 
     def _values(self, t: np.ndarray) -> np.ndarray:
+        if t.size > MAX_FRAME:
+            raise ConfigError(f"{self.key}: {t.size} frames asked for; a schedule gives at most {MAX_FRAME}")
         kfs = self.keyframes
         out = np.empty_like(t)
         frames = np.array([k.frame for k in kfs], dtype=np.float64)
@@ -193,11 +196,9 @@ class KeyframeSchedule(Schedule):
 
 def _check_range_at(s: KeyframeSchedule, kf: Keyframe, t: int, v: float) -> None:
     """Raise the range error for frame ``t`` with a caret under the keyframe that produced it."""
-    try:
-        _check_range(s.key, t, v, repr(kf.source))
-    except ConfigError as exc:
-        problem = str(exc).split(": ", 1)[1]
-        raise ScheduleError(s.key, s.text, kf.column, problem) from None
+    problem = _range_problem(s.key, t, v, repr(kf.source))
+    if problem:
+        raise ScheduleError(s.key, s.text, kf.column, problem)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -435,6 +436,8 @@ class BeatSchedule(Schedule):
         """Per-frame values at ``fps`` frames per second (needed to place the beats on frames)."""
         if fps is None or not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
             raise ConfigError(f"{self.key}: a beat schedule needs the frame rate (output.fps), got {fps!r}")
+        if not 0 <= frames <= MAX_FRAME:
+            raise ConfigError(f"{self.key}: {frames} frames asked for; a schedule gives 0 .. {MAX_FRAME}")
         beat_frames = np.round((self.times() - self.start) * fps).astype(np.int64)
         beat_frames = beat_frames[(beat_frames >= 0) & (beat_frames < frames)]
         level = np.zeros(frames)
@@ -530,7 +533,9 @@ def parse_schedule(raw: Any, key: str = "schedule", base_dir: str | Path | None 
         raise ConfigError(f"{key}: {raw!r} is not a schedule; use a number, 'FRAME:(VALUE), ...' or {{beats: song.wav, pulse: ...}}")
     if isinstance(raw, (int, float)):
         v = float(raw)
-        _check_range(key, 0, v, repr(raw))
+        problem = _range_problem(key, 0, v, repr(raw))
+        if problem:
+            raise ConfigError(f"{key}: {problem}")
         return KeyframeSchedule(f"0:({v!r})", (Keyframe(0, repr(v), v, 3, repr(v)),), key)
     if isinstance(raw, dict):
         return _parse_beats(raw, key, base_dir)
