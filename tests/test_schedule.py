@@ -128,3 +128,32 @@ def test_non_schedules_are_config_errors():
     for bad in (True, [1, 2], float("inf")):
         with pytest.raises(ConfigError, match="animation.angle"):
             parse_schedule(bad, "animation.angle")
+
+
+def test_fuzzed_schedules_end_as_config_errors_quickly():
+    """Seeded random strings from the grammar's pieces: each parses or is one ConfigError, none is slow."""
+    import random
+    import time
+    import warnings
+
+    pieces = ["t", "1", "0", "9", "1e300", "-", "+", "*", "/", "**", "%", "&", "|", "~", "(", ")", ",", ":",
+              "sin(", "arctan2(", "where(", "<", ">", "==", "pi", ".", " ", "'", "$", "\n", "not", "lambda",
+              "[", "{", "x", "__class__", "1.5", "10**400", "9**9**9"]
+    rng = random.Random(0)
+    outcomes = {"ok": 0, "error": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning leaking out of the parser is a failure too
+        for _ in range(500):
+            text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 25)))
+            if rng.random() < 0.5:
+                text = f"{rng.randint(0, 20)}:({text})"
+            t0 = time.perf_counter()
+            try:
+                values = parse_schedule(text, "animation.angle").values(50)
+                assert all(-360 <= v <= 360 for v in values)
+                outcomes["ok"] += 1
+            except ConfigError as exc:
+                assert str(exc).startswith("animation.angle")
+                outcomes["error"] += 1
+            assert time.perf_counter() - t0 < 1.0, text
+    assert outcomes["ok"] >= 1 and outcomes["error"] > 400  # both paths taken

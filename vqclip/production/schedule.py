@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-from abc import ABC, abstractmethod
 import math
 import re
+import warnings
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -299,7 +300,9 @@ def _check_expr(key: str, text: str, start: int, expr: str) -> tuple[str, bool]:
     if not body:
         raise ScheduleError(key, text, start, "empty value")
     try:
-        tree = ast.parse(body, mode="eval")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)  # "1t" warns before it fails: the error says it
+            tree = ast.parse(body, mode="eval")
     except SyntaxError as exc:
         odd = _ODD_CHAR.search(body)
         if odd:
@@ -456,8 +459,6 @@ class BeatSchedule(Schedule):
 
 def _analyze(path: Path, on: str, setting: str) -> np.ndarray:
     """Beat or onset times (s) of an audio file with librosa's beat tracker / onset detector."""
-    import warnings
-
     import librosa
 
     try:
