@@ -14,11 +14,8 @@ from vqclip.errors import VqclipError
 
 def _cmd_render(args: argparse.Namespace) -> int:
     from vqclip.production.render import render_cli
-    from vqclip.progress import ConsoleProgress
 
-    # The core reports iteration/frame/download events; the bars are drawn here.
-    with ConsoleProgress() as show:
-        return render_cli(args.preset, out=args.out, overrides=args.set or [], resume=args.resume, callback=show)
+    return render_cli(args.preset, out=args.out, overrides=args.set or [], resume=args.resume)
 
 
 def _cmd_post(args: argparse.Namespace) -> int:
