@@ -87,6 +87,8 @@ def test_expression_towers_and_huge_values_end_fast():
     "key, raw, words",
     [
         ("animation.translation_x", 1e300, "allowed: -4096 .. 4096 (pixels per frame)"),
+        ("animation.translation_x", "1e300", "allowed: -4096 .. 4096 (pixels per frame)"),  # as --set gives it
+        ("animation.angle", "0:(0), 5:(1e999)", "'1e999' is inf; a value must be finite"),
         ("animation.translation_y", "0:(-5000)", "allowed: -4096 .. 4096"),
         ("animation.angle", "0:(0), 10:(720)", "allowed: -360 .. 360 (degrees per frame)"),
         ("animation.zoom", 0, "allowed: 0.01 .. 100"),

@@ -319,13 +319,16 @@ def _check_expr(key: str, text: str, start: int, expr: str) -> tuple[str, bool]:
 
 def _keyframe(key: str, text: str, frame: int, col: int, raw: str) -> Keyframe:
     """Build a keyframe, evaluating constants once so typos and bad values surface at parse time."""
-    expr, uses_t = _check_expr(key, text, col, raw)
+    plain = _PLAIN_NUMBER.fullmatch(raw.strip())
+    if plain:  # a plain number (1e300 included) is judged by the key's range, not the expression limits
+        expr, uses_t = repr(float(raw)), False
+    else:
+        expr, uses_t = _check_expr(key, text, col, raw)
     col += len(raw) - len(raw.lstrip())
     kf = Keyframe(frame, expr, None, col, raw.strip())
     if uses_t:
         return kf
-    probe = KeyframeSchedule(text, (kf,), key)
-    v = float(probe._eval(kf, np.zeros(1))[0])
+    v = float(raw) if plain else float(KeyframeSchedule(text, (kf,), key)._eval(kf, np.zeros(1))[0])
     if not math.isfinite(v):
         raise ScheduleError(key, text, col, f"{raw.strip()!r} is {v}; a value must be finite")
     lo, hi, note = RANGES.get(key, DEFAULT_RANGE)
@@ -351,6 +354,7 @@ def _find_value_end(text: str, pos: int, parens: bool) -> int:
 
 
 _FRAME = re.compile(r"-?\d+")
+_PLAIN_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 def _parse_text(text: str, key: str) -> KeyframeSchedule:
