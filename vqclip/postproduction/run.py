@@ -16,17 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vqclip.errors import ConfigError, PostError
+from vqclip.errors import PostError
 from vqclip.postproduction.clips import (  # noqa: F401  (re-exported: the per-step Python API)
     add_music, add_overlay, add_text, audio_duration, blend, boomerang, change_speed, concatenate, fade_in,
     fade_out, fit_size, font_path, hold, join, load_image, load_image_sequence, load_render, load_source,
-    load_video, loop, output_size, parse_color, resize, reverse, trim,
-)
-from vqclip.settings.post import (  # noqa: F401
-    BlendSpec, GifSpec, MusicSpec, OutputSpec, OverlaySpec, PostConfig, SceneSpec, TextSpec, load_post_config,
-    post_config_to_dict,
+    load_video, loop, output_size, resize, reverse, trim,
 )
 from vqclip.postproduction.export import export, export_gif, export_video  # noqa: F401
+from vqclip.settings.post import OverlaySpec, PostConfig, SceneSpec, TextSpec, load_post_config
 
 __all__ = [
     "PostResult", "run_post", "render_track", "FROM_RENDER", "build_piece", "load_post_config",
