@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from vqclip.errors import ConfigError
-from vqclip.production.schedule import BeatSchedule, parse_schedule
+from vqclip.production.beats import BeatSchedule
+from vqclip.production.schedule import parse_schedule
 
 from helpers_media import write_wav
 
