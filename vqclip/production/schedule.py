@@ -51,7 +51,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
 }
 DEFAULT_RANGE = (-1e9, 1e9, "")  # any other schedule: finite and of a sane magnitude
 
-MAX_TEXT = 20_000  # characters in one schedule string: enough for a keyframe per frame of a long clip
+MAX_TEXT = 20_000  # characters in one schedule string: a few thousand keyframes
 MAX_NODES = 64  # syntax nodes in one keyframe's expression: a formula, not a program
 MAX_LITERAL = 1e9  # largest number written in an expression
 MAX_FRAME = 10_000_000  # largest keyframe index (animation.frames is capped far below)
