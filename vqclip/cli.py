@@ -19,9 +19,23 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_post(args: argparse.Namespace) -> int:
-    from vqclip.postproduction.run import post_cli
+    from vqclip.errors import ConfigError
+    from vqclip.postproduction.run import run_post
+    from vqclip.progress import ConsoleProgress
 
-    return post_cli(args.file, out=args.out, overrides=args.set or [])
+    try:
+        with ConsoleProgress() as show:
+            result = run_post(args.file, overrides=args.set or [], callback=show, out=args.out)
+    except ConfigError as exc:
+        # Post settings share names with render settings (fps, output.path): say which file's they are.
+        raise (exc if str(exc).startswith("post") else ConfigError(f"post: {exc}")) from None
+    i = result.info
+    audio = f", audio {i.audio_codec}" if i.has_audio else ", no audio"
+    print(f"wrote {result.path} ({i.codec} {i.pix_fmt} {i.width}x{i.height} {i.fps:g} fps, "
+          f"{i.n_frames} frames, {i.video_duration or 0:.2f} s{audio})")
+    for p in result.extra:
+        print(f"wrote {p}")
+    return 0
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
