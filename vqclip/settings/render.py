@@ -27,7 +27,7 @@ from vqclip.errors import ConfigError
 __all__ = [
     "RenderConfig", "PromptsConfig", "SceneConfig", "SizeConfig", "ModelsConfig", "PerceptorConfig",
     "GenerationConfig", "AnimationConfig", "OutputConfig", "load_config", "config_to_dict", "config_hash",
-    "apply_override", "parse_override_value", "read_preset", "frame_settings", "settings_diff", "ignored_settings", "list_presets", "format_preset_table", "OPTIMIZERS", "PRECISIONS", "BORDER_MODES",
+    "apply_override", "parse_override_value", "read_preset", "frame_settings", "settings_diff", "MOVED_KEYS", "list_presets", "format_preset_table", "OPTIMIZERS", "PRECISIONS", "BORDER_MODES",
 ]
 
 #: optimizer names accepted in ``generation.optimizer`` -> the torch.optim class they build.
@@ -83,8 +83,10 @@ class PerceptorConfig:
 class ModelsConfig:
     """Which models to use and where they live."""
 
-    vqgan: str | dict = "imagenet_f16_16384"  # the paper's `model`: a registry name or {config: x.yaml, checkpoint: x.ckpt}
-    clip: list[PerceptorConfig] = field(default_factory=lambda: [PerceptorConfig()])  # one or more perceptors, losses summed by weight
+    vqgan: str | dict = "imagenet_f16_16384"  # the paper's `model`: a registry name or {config: x.yaml, checkpoint: x.ckpt}; read by the vqgan generator
+    clip: list[PerceptorConfig] = field(default_factory=lambda: [PerceptorConfig()])  # one or more perceptors, losses summed by weight (optimized engines)
+    diffusion: str | dict | None = None  # sampled engines: a registry name or {path: local diffusers folder}
+    motion_adapter: str | dict | None = None  # animatediff: a registry name or {path: ...}
     cache_dir: str | None = None  # where downloaded models live; None = $VQCLIP_CACHE or ~/.cache/vqclip
     download: bool = True  # fetch a missing registry checkpoint; false = local files only
 
@@ -93,26 +95,30 @@ class ModelsConfig:
 class GenerationConfig:
     """How each frame is optimized."""
 
-    engine: str = "vqgan"  # what is optimized: vqgan (a VQGAN latent); its options sit under generation.<engine>
+    engine: str = "vqgan"  # vqgan (a VQGAN latent) | pixels (RGB pixels, paper 000) | a registered sampled engine
     seed: int = -1  # -1 draws a random seed, recorded in settings.yaml so the render can be repeated
-    iterations_first_frame: int = 200  # the first frame starts from noise, so it needs the most steps
-    iterations_per_frame: int = 30  # later frames start from the warped previous frame: a few steps suffice
     max_iterations: int = -1  # a cap on steps over the whole render; -1 = no cap (until the frames are done or you stop it)
-    optimizer: str = "adam"  # one of OPTIMIZERS: adam, adamw, adamax, nadam, radam, sgd, rmsprop, adagrad
-    lr: float = 0.1  # step size; 0.1 is the VQGAN-CLIP notebooks' value for f16 models (0.15 suits gumbel)
-    reset_optimizer: bool = True  # a fresh optimizer each frame: the warped frame is a new problem
-    cutn: int = 32  # random crops of the frame per step, all through CLIP in one batch
-    cut_pow: float = 1.0  # crop size distribution: >1 favours small crops (detail), <1 large ones (composition)
-    augmentations: list[str] = field(default_factory=lambda: ["affine", "perspective", "jitter", "erasing"])  # see vqclip.production.cutouts.AUGMENTATIONS
-    stability_weight: float = 0.0  # L1 pull toward the warped previous frame (paper 000 eq. 2); 0 = off
     precision: str = "auto"  # auto (bf16 or fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
     device: str = "auto"  # auto (cuda if present) | cpu | cuda | cuda:N
-    engine_options: dict[str, Any] = field(default_factory=dict)  # engine name -> its Options; written as generation.<name>
+    # Optimized engines only; null = the generator's default, resolved at load (Generator.defaults):
+    iterations_first_frame: int | None = None  # the first frame starts from noise: vqgan 200, pixels 100
+    iterations_per_frame: int | None = None  # later frames start from the previous one: vqgan 30, pixels 25 (10 fast)
+    lr: float | None = None  # step size: vqgan 0.1 (0.15 suits gumbel), pixels 0.1 (0.17 fast)
+    optimizer: str = "adam"  # one of OPTIMIZERS: adam, adamw, adamax, nadam, radam, sgd, rmsprop, adagrad
+    reset_optimizer: bool = True  # a fresh optimizer each frame: the warped frame is a new problem
+    stability_weight: float | None = None  # L1 pull toward the warped previous frame (paper 000 eq. 2): vqgan 0, pixels 4 - 4*tau
+    objective: str | None = None  # cutouts | views; null = the generator's own (vqgan -> cutouts, pixels -> views)
+    sections: dict[str, Any] = field(default_factory=dict)  # generation.<name> -> its Options, for every engine and objective
 
     @property
     def options(self) -> Any:
         """The selected engine's options dataclass."""
-        return self.engine_options[self.engine]
+        return self.sections[self.engine]
+
+    @property
+    def objective_options(self) -> Any:
+        """The selected objective's options dataclass (optimized engines)."""
+        return self.sections[self.objective]
 
 
 @dataclass
@@ -219,7 +225,7 @@ def _mapping(key: str, v: Any) -> dict:
 
 
 def _fields(cls) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls) if f.name != "engine_options"]
+    return [f.name for f in dataclasses.fields(cls) if f.name != "sections"]
 
 
 def _known_paths() -> list[str]:
@@ -333,6 +339,19 @@ def _build_models(d: dict) -> ModelsConfig:
             else:
                 spec, weight = _perceptor_spec(key, item), 1.0
             c.clip.append(PerceptorConfig(spec, weight))
+    for name in ("diffusion", "motion_adapter"):
+        v = d.get(name)
+        if v is None:
+            continue
+        if isinstance(v, dict):
+            _check_keys(f"models.{name}", v, ["path"])
+            if not Path(str(v.get("path"))).expanduser().is_dir():
+                raise ConfigError(f"models.{name}.path: {v.get('path')!r} is not a folder; a local model is {{path: a diffusers folder}}")
+            setattr(c, name, {"path": str(v["path"])})
+        elif isinstance(v, str) and v.strip():
+            setattr(c, name, v.strip())
+        else:
+            raise ConfigError(f"models.{name}: {v!r} is not allowed; use a registry name (see `vqclip models`), {{path: folder}} or null")
     if d.get("cache_dir") is not None:
         c.cache_dir = str(_text("models.cache_dir", d["cache_dir"], allow_list=False))
     c.download = _bool("models.download", d.get("download", c.download))
@@ -351,49 +370,82 @@ def _registry_names() -> list[str] | None:
     return names
 
 
-def _build_generation(d: dict) -> GenerationConfig:
-    from vqclip.production.cutouts import AUGMENTATIONS
+#: keys of the old flat layout -> where they live now; giving one is a one-line "moved to" ConfigError.
+MOVED_KEYS = {
+    "generation.cutn": "generation.cutouts.cutn",
+    "generation.cut_pow": "generation.cutouts.cut_pow",
+    "generation.augmentations": "generation.cutouts.augmentations",
+    "generation.pixels.views": "generation.views.count",
+    "generation.pixels.crop_scale": "generation.views.crop_scale",
+    "generation.pixels.distortion": "generation.views.distortion",
+    "generation.pixels.perceptor_mode": "generation.views.perceptor_mode",
+    "generation.pixels.negative_prompts": "generation.views.negative_prompts",
+    "generation.pixels.first_steps": "generation.iterations_first_frame",
+    "generation.pixels.steps": "generation.iterations_per_frame",
+    "generation.pixels.lr": "generation.lr",
+    "generation.pixels.stability_weight": "generation.stability_weight",
+}
+
+#: generation.* keys only optimized engines read (a sampled engine given one is a ConfigError).
+OPTIMIZED_KEYS = ("iterations_first_frame", "iterations_per_frame", "lr", "optimizer", "reset_optimizer", "stability_weight", "objective")
+
+
+def _check_moved(data: dict) -> None:
+    for old, new in MOVED_KEYS.items():
+        if _lookup(data, old) is not None:
+            raise ConfigError(f"{old}: moved to {new}; write {new}: {_lookup(data, old)!r}")
+
+
+def _sections() -> dict[str, Any]:
+    """Every settings section under generation.<name>: engines (generators, sampled) and objectives -> their class."""
     from vqclip.production.engines import engine_names, get_engine
+    from vqclip.production.objectives import OBJECTIVES, get_objective
+
+    return {**{n: get_engine(n) for n in engine_names()}, **{n: get_objective(n) for n in OBJECTIVES}}
+
+
+def _build_generation(d: dict) -> GenerationConfig:
+    from vqclip.production.engines import engine_names, get_engine
+    from vqclip.production.objectives import OBJECTIVES
 
     d = _mapping("generation", d)
-    _check_keys("generation", d, _fields(GenerationConfig) + engine_names())
+    parts = _sections()
+    _check_keys("generation", d, _fields(GenerationConfig) + list(parts))
     c = GenerationConfig()
     c.engine = _choice("generation.engine", d.get("engine", c.engine), engine_names())
     c.seed = _int("generation.seed", d.get("seed", c.seed), 0, 2**32 - 1, also=(-1,))
-    c.iterations_first_frame = _int("generation.iterations_first_frame", d.get("iterations_first_frame", c.iterations_first_frame), 1)
-    c.iterations_per_frame = _int("generation.iterations_per_frame", d.get("iterations_per_frame", c.iterations_per_frame), 1)
     c.max_iterations = _int("generation.max_iterations", d.get("max_iterations", c.max_iterations), 1, also=(-1,))
-    c.optimizer = _choice("generation.optimizer", d.get("optimizer", c.optimizer), list(OPTIMIZERS))
-    c.lr = _num("generation.lr", d.get("lr", c.lr), 0.0, 100.0, lo_open=True)
-    c.reset_optimizer = _bool("generation.reset_optimizer", d.get("reset_optimizer", c.reset_optimizer))
-    c.cutn = _int("generation.cutn", d.get("cutn", c.cutn), 1, 1024)
-    c.cut_pow = _num("generation.cut_pow", d.get("cut_pow", c.cut_pow), 0.0, 10.0, lo_open=True)
-    augs = d.get("augmentations", c.augmentations)
-    if augs is None or augs == "none":
-        augs = []
-    if isinstance(augs, str):
-        augs = [a.strip() for a in augs.split(",") if a.strip()]
-    if not isinstance(augs, list):
-        raise ConfigError(f"generation.augmentations: {augs!r} is not allowed; use a list of names from {', '.join(AUGMENTATIONS)}")
-    c.augmentations = [_choice(f"generation.augmentations[{i}]", a, list(AUGMENTATIONS)) for i, a in enumerate(augs)]
-    c.stability_weight = _num("generation.stability_weight", d.get("stability_weight", c.stability_weight), 0.0)
     c.precision = _choice("generation.precision", d.get("precision", c.precision), PRECISIONS)
     dev = d.get("device", c.device)
     if not isinstance(dev, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", dev.strip().lower()):
         raise ConfigError(f"generation.device: {dev!r} is not allowed; use auto, cpu, cuda or cuda:N")
     c.device = dev.strip().lower()
-    for name in engine_names():
-        eng = get_engine(name)
+    for name, part in parts.items():
         key = f"generation.{name}"
         od = _mapping(key, d.get(name))
-        _check_keys(key, od, [f.name for f in dataclasses.fields(eng.Options)])
-        opts = eng.Options()
+        _check_keys(key, od, [f.name for f in dataclasses.fields(part.Options)])
+        opts = part.Options()
         for f in dataclasses.fields(opts):
             if f.name in od:
                 setattr(opts, f.name, _typed(f"{key}.{f.name}", od[f.name], getattr(opts, f.name)))
-        eng.validate_options(opts, key)
-        c.engine_options[name] = opts
+        part.validate_options(opts, key)
+        c.sections[name] = opts
+    engine = get_engine(c.engine)
+    if engine.family != "optimized":
+        return c  # the optimized-only keys stay null (giving one is caught by _check_owned)
+    defaults = engine.defaults(c.options)
+    c.iterations_first_frame = _int("generation.iterations_first_frame", _or(d.get("iterations_first_frame"), defaults["iterations_first_frame"]), 1)
+    c.iterations_per_frame = _int("generation.iterations_per_frame", _or(d.get("iterations_per_frame"), defaults["iterations_per_frame"]), 1)
+    c.lr = _num("generation.lr", _or(d.get("lr"), defaults["lr"]), 0.0, 100.0, lo_open=True)
+    c.stability_weight = _num("generation.stability_weight", _or(d.get("stability_weight"), defaults["stability_weight"]), 0.0)
+    c.optimizer = _choice("generation.optimizer", d.get("optimizer", c.optimizer), list(OPTIMIZERS))
+    c.reset_optimizer = _bool("generation.reset_optimizer", d.get("reset_optimizer", c.reset_optimizer))
+    c.objective = _choice("generation.objective", _or(d.get("objective"), engine.default_objective), list(OBJECTIVES))
     return c
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 def _typed(key: str, v: Any, default: Any) -> Any:
@@ -406,6 +458,10 @@ def _typed(key: str, v: Any, default: Any) -> Any:
         return _num(key, v)
     if isinstance(default, str):
         return _text(key, v, allow_list=False)
+    if isinstance(default, list) and isinstance(v, str):  # "affine, jitter" or "none" on a --set line
+        return [] if v.strip().lower() == "none" else [a.strip().lower() for a in v.split(",") if a.strip()]
+    if isinstance(default, list) and v is None:
+        return []
     return v
 
 
@@ -457,13 +513,14 @@ def config_from_dict(data: dict) -> RenderConfig:
 
     data = _mapping("preset", data)
     _check_keys("", data, _fields(RenderConfig))
+    _check_moved(data)
     cfg = RenderConfig()
     cfg.description = str(_text("description", data.get("description", ""), allow_list=False))
     cfg.prompts = _build_prompts(data.get("prompts"))
     cfg.size = _build_size(data.get("size"))
     cfg.models = _build_models(data.get("models"))
     cfg.generation = _build_generation(data.get("generation"))
-    _check_ignored(data, cfg.generation.engine)
+    _check_owned(data, cfg.generation)
     # An engine may set scene lengths from its own options (pixels: frames_per_prompt, the paper's 2F/F spans).
     from vqclip.production.engines import get_engine
 
@@ -479,11 +536,45 @@ def config_from_dict(data: dict) -> RenderConfig:
     return cfg
 
 
-def ignored_settings(engine: str) -> dict[str, str]:
-    """``{dotted key: what to set instead}`` for the settings ``engine`` never reads ({} for an unknown engine)."""
-    from vqclip.production.engines import ENGINES, get_engine
+def read_keys(gen: GenerationConfig) -> dict[str, bool]:
+    """``{"models.vqgan": True, "generation.cutouts": False, ...}``: whether the selected engine reads each owned key."""
+    from vqclip.production.engines import get_engine
 
-    return dict(get_engine(engine).ignored_settings) if isinstance(engine, str) and engine in ENGINES else {}
+    engine = get_engine(gen.engine)
+    optimized = engine.family == "optimized"
+    out = {f"models.{m}": m in engine.reads_models for m in ("vqgan", "diffusion", "motion_adapter")}
+    out["models.clip"] = optimized
+    out.update({f"generation.{k}": optimized for k in OPTIMIZED_KEYS})
+    out.update({f"generation.{name}": name in (gen.engine, gen.objective) for name in gen.sections})
+    return out
+
+
+def _reader(key: str) -> str:
+    """Which engine(s) or objective read ``key``, for the error message."""
+    from vqclip.production.engines import engine_names, get_engine
+
+    name = key.split(".", 1)[1]
+    if key.startswith("generation.") and name in engine_names():
+        return f"generation.engine: {name}"
+    if key.startswith("generation.") and name not in OPTIMIZED_KEYS:
+        return f"the optimized engines with generation.objective: {name}"
+    if key == "models.clip" or key.startswith("generation."):
+        return "the optimized engines (" + ", ".join(n for n in engine_names() if get_engine(n).family == "optimized") + ")"
+    readers = [n for n in engine_names() if name in get_engine(n).reads_models]
+    return "generation.engine: " + " | ".join(readers) if readers else "no registered engine"
+
+
+def _check_owned(data: dict, gen: GenerationConfig) -> None:
+    """ConfigError for a key given explicitly (preset or --set) that the selected engine does not read."""
+    for key, read in read_keys(gen).items():
+        value = _lookup(data, key)
+        if read or value is None or value == {} or value == []:
+            continue  # read, or absent, null or empty: nothing was asked of a non-reader
+        if isinstance(value, dict) and key.startswith("generation."):  # a section: name one of its keys
+            sub = next(iter(value))
+            key, value = f"{key}.{sub}", value[sub]
+        what = f"generation.engine {gen.engine!r}" + (f" with generation.objective {gen.objective!r}" if gen.objective else "")
+        raise ConfigError(f"{key}: {value!r} is set, but {what} does not read it; it is read by {_reader(key.rsplit('.', 1)[0] if key.count('.') > 1 else key)}")
 
 
 def _lookup(data: dict, key: str) -> Any:
@@ -494,18 +585,6 @@ def _lookup(data: dict, key: str) -> Any:
             return None
         node = node[part]
     return node
-
-
-def _check_ignored(data: dict, engine: str) -> None:
-    """ConfigError for a setting given explicitly (preset or --set) that the selected engine never reads."""
-    for key, instead in ignored_settings(engine).items():
-        value = _lookup(data, key)
-        if value is None or value == {}:
-            continue  # absent, null or an empty section: nothing was asked for
-        if key.startswith("generation.") and isinstance(value, dict):  # another engine's section: name one of its keys
-            sub = next(iter(value))
-            key, value = f"{key}.{sub}", value[sub]
-        raise ConfigError(f"{key}: {value!r} is set, but generation.engine {engine!r} does not use it; {instead}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -638,23 +717,22 @@ def load_config(preset: str | Path | dict, overrides: list[str] | tuple[str, ...
 
 
 def config_to_dict(cfg: RenderConfig) -> dict:
-    """A plain dict of the config in preset form (loadable again by :func:`load_config`): without the settings its engine ignores."""
+    """The config in preset form (loadable again by :func:`load_config`): only the keys its engine reads, resolved."""
     d = _full_dict(cfg)
-    for key in ignored_settings(cfg.generation.engine):
-        *path, last = key.split(".")
-        section = _lookup(d, ".".join(path)) if path else d
-        if isinstance(section, dict):
-            section.pop(last, None)
+    for key, read in read_keys(cfg.generation).items():
+        if not read:
+            section, _, last = key.partition(".")
+            d[section].pop(last, None)
     return d
 
 
 def _full_dict(cfg: RenderConfig) -> dict:
-    """Every setting in preset form, ignored ones included (their defaults: giving one is an error)."""
+    """Every setting in preset form, every section's options included."""
     d = dataclasses.asdict(cfg)
     gen = d["generation"]
-    opts = gen.pop("engine_options")
-    for name, o in cfg.generation.engine_options.items():
-        gen[name] = dataclasses.asdict(o) if dataclasses.is_dataclass(o) else dict(opts[name])
+    gen.pop("sections")
+    for name, o in cfg.generation.sections.items():
+        gen[name] = dataclasses.asdict(o)
     if not d["prompts"]["init_image"]:
         d["prompts"]["init_image"] = None
     return d
@@ -662,8 +740,7 @@ def _full_dict(cfg: RenderConfig) -> dict:
 
 def frame_settings(cfg: RenderConfig) -> dict:
     """The settings that change the frames (not output/post/device/max_iterations/where models live)."""
-    # The full dict, so hashes of renders saved before ignored settings were left out of settings.yaml still match.
-    d = _full_dict(cfg)
+    d = config_to_dict(cfg)
     for k in ("output", "post", "description"):
         d.pop(k, None)
     for k in ("device", "max_iterations"):
