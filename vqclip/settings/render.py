@@ -27,7 +27,7 @@ from vqclip.errors import ConfigError
 __all__ = [
     "RenderConfig", "PromptsConfig", "SceneConfig", "SizeConfig", "ModelsConfig", "PerceptorConfig",
     "GenerationConfig", "AnimationConfig", "OutputConfig", "load_config", "config_to_dict", "config_hash",
-    "apply_override", "parse_override_value", "read_preset", "frame_settings", "settings_diff", "MOVED_KEYS", "list_presets", "format_preset_table", "OPTIMIZERS", "PRECISIONS", "BORDER_MODES",
+    "apply_override", "parse_override_value", "read_preset", "frame_settings", "settings_diff", "MOVED_KEYS", "unread_keys", "read_keys", "list_presets", "format_preset_table", "OPTIMIZERS", "PRECISIONS", "BORDER_MODES",
 ]
 
 #: optimizer names accepted in ``generation.optimizer`` -> the torch.optim class they build.
@@ -547,6 +547,18 @@ def read_keys(gen: GenerationConfig) -> dict[str, bool]:
     out.update({f"generation.{k}": optimized for k in OPTIMIZED_KEYS})
     out.update({f"generation.{name}": name in (gen.engine, gen.objective) for name in gen.sections})
     return out
+
+
+def unread_keys(engine: str, objective: str | None = None) -> set[str]:
+    """The owned keys (``models.vqgan``, ``generation.cutouts`` ...) that ``engine`` with ``objective`` (null: its own) never reads."""
+    from vqclip.production.engines import ENGINES, get_engine
+
+    if not isinstance(engine, str) or engine not in ENGINES:
+        return set()
+    cls = get_engine(engine)
+    gen = GenerationConfig(engine=engine, objective=objective or getattr(cls, "default_objective", None),
+                           sections=dict.fromkeys(_sections()))
+    return {k for k, read in read_keys(gen).items() if not read}
 
 
 def _reader(key: str) -> str:
