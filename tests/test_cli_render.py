@@ -64,7 +64,7 @@ def tiny_preset(taming_checkpoints, open_clip_files, tmp_path):
             "vqgan": {"config": str(config), "checkpoint": str(ckpt)},
             "clip": [{"spec": {k: str(v) for k, v in open_clip_files.items()}}],
         },
-        "generation": {"seed": 1, "iterations_first_frame": 4, "iterations_per_frame": 2, "cutn": 2, "device": "cpu"},
+        "generation": {"seed": 1, "iterations_first_frame": 4, "iterations_per_frame": 2, "cutouts": {"cutn": 2}, "device": "cpu"},
         "animation": {"frames": 2, "zoom": 1.1},
         "output": {"fps": 4},
     }

@@ -64,7 +64,8 @@ def test_render_cli_log_gets_few_progress_lines(tmp_path, capsys, monkeypatch, o
         "size": {"width": 32, "height": 24},
         "models": {"clip": [{"spec": spec, "weight": 1.0}]},
         "generation": {"engine": "pixels", "seed": 1, "pixels": {
-            "frames_per_prompt": 2, "views": 1, "first_steps": 20, "steps": 2, "post_denoise": "none"}},
+            "frames_per_prompt": 2, "post_denoise": "none"}, "views": {"count": 1},
+            "iterations_first_frame": 20, "iterations_per_frame": 2},
         "output": {"images_interval": 0, "video": False, "contact_sheet": False},
     }
     preset = tmp_path / "story.yaml"

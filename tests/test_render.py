@@ -23,7 +23,7 @@ def tiny(taming_checkpoints, open_clip_files):
             "vqgan": {"config": str(config), "checkpoint": str(ckpt)},
             "clip": [{"spec": {k: str(v) for k, v in open_clip_files.items()}, "weight": 1.0}],
         },
-        "generation": {"seed": 7, "iterations_first_frame": 6, "iterations_per_frame": 3, "cutn": 4, "device": "cpu"},
+        "generation": {"seed": 7, "iterations_first_frame": 6, "iterations_per_frame": 3, "cutouts": {"cutn": 4}, "device": "cpu"},
         "animation": {"frames": 3, "zoom": "0:(1.0), 2:(1.2)"},
         "output": {"fps": 6, "images_interval": 3},
     }
@@ -84,7 +84,7 @@ def test_any_size_is_output_exactly(tiny, tmp_path):
 
 
 def test_loss_falls_for_a_fixed_prompt(tiny, tmp_path):
-    tiny["generation"].update(iterations_first_frame=40, cutn=8, augmentations=[], lr=0.2)
+    tiny["generation"].update(iterations_first_frame=40, cutouts={"cutn": 8, "augmentations": []}, lr=0.2)
     tiny["animation"] = {"frames": 1}
     tiny["output"] = {"images_interval": 0, "video": False, "contact_sheet": False}
     losses = []
