@@ -427,7 +427,7 @@ def _build_generation(d: dict) -> GenerationConfig:
         opts = part.Options()
         for f in dataclasses.fields(opts):
             if f.name in od:
-                setattr(opts, f.name, _typed(f"{key}.{f.name}", od[f.name], getattr(opts, f.name)))
+                setattr(opts, f.name, _typed(f"{key}.{f.name}", od[f.name], getattr(opts, f.name), f.metadata.get("range")))
         part.validate_options(opts, key)
         c.sections[name] = opts
     engine = get_engine(c.engine)
@@ -448,14 +448,15 @@ def _or(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-def _typed(key: str, v: Any, default: Any) -> Any:
-    """Check an engine option against the type of its default."""
+def _typed(key: str, v: Any, default: Any, bounds: tuple | None = None) -> Any:
+    """Check a section option against the type of its default and the field's ``metadata["range"]`` (lo, hi)."""
+    lo, hi = bounds or (None, None)
     if isinstance(default, bool):
         return _bool(key, v)
     if isinstance(default, int):
-        return _int(key, v)
+        return _int(key, v, lo, hi)
     if isinstance(default, float):
-        return _num(key, v)
+        return _num(key, v, lo, hi, lo_open=lo == 0)
     if isinstance(default, str):
         return _text(key, v, allow_list=False)
     if isinstance(default, list) and isinstance(v, str):  # "affine, jitter" or "none" on a --set line

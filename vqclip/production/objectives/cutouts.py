@@ -16,8 +16,8 @@ __all__ = ["CutoutsObjective", "CutoutsOptions"]
 class CutoutsOptions:
     """Settings of the ``cutouts`` objective (``generation.cutouts`` in a preset)."""
 
-    cutn: int = 32  # random crops of the frame per step, all through CLIP in one batch
-    cut_pow: float = 1.0  # crop size distribution: >1 favours small crops (detail), <1 large ones (composition)
+    cutn: int = field(default=32, metadata={"range": (1, 1024)})  # random crops of the frame per step, all through CLIP in one batch
+    cut_pow: float = field(default=1.0, metadata={"range": (0, 10)})  # crop size distribution: >1 favours small crops (detail), <1 large ones (composition)
     augmentations: list[str] = field(default_factory=lambda: ["affine", "perspective", "jitter", "erasing"])  # see vqclip.production.cutouts.AUGMENTATIONS
 
 

@@ -26,7 +26,7 @@ PERCEPTOR_MODES = ("alternate", "sum")
 class ViewsOptions:
     """Settings of the ``views`` objective (``generation.views`` in a preset); defaults follow paper 000's code."""
 
-    count: int = 4  # augmented views per step: random perspective + random resized crop (no cutout grid)
+    count: int = field(default=4, metadata={"range": (1, None)})  # augmented views per step: random perspective + random resized crop (no cutout grid)
     crop_scale: list = field(default_factory=lambda: [0.7, 0.999])  # area range of the random resized crop (the authors')
     distortion: float = 0.5  # random perspective distortion scale (the authors')
     perceptor_mode: str = "alternate"  # alternate: one perceptor per step, in turn (the authors'); sum: all every step
