@@ -136,7 +136,7 @@ def test_bad_temperature_is_a_clear_config_error(bad):
 
 @pytest.mark.parametrize("bad", [float("nan"), "hot"])
 def test_a_temperature_that_is_no_number_is_a_clear_config_error(bad):
-    with pytest.raises(ConfigError, match=r"^generation\.pixels\.temperature: .* is not allowed; use a number"):
+    with pytest.raises(ConfigError, match=r"^generation\.pixels\.temperature: .* is not allowed; expected a number$"):
         load_config(_preset(pixels={"temperature": bad}))
 
 

@@ -107,7 +107,7 @@ def test_bad_pixel_settings_are_clear_config_errors():
         load_config(PRESET, ["generation.pixels.temperature=150"])
     with pytest.raises(ConfigError, match=r"generation\.pixels\.post_denoise: 'blur' .*cyclegan, bilateral"):
         load_config(PRESET, ["generation.pixels.post_denoise=blur"])
-    with pytest.raises(ConfigError, match=r"generation\.pixels\.temprature: unknown key; did you mean 'generation\.pixels\.temperature'"):
+    with pytest.raises(ConfigError, match=r"generation\.pixels\.temprature: unknown setting; did you mean 'generation\.pixels\.temperature'"):
         load_config(PRESET, ["generation.pixels.temprature=10"])
 
 

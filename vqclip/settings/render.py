@@ -23,6 +23,8 @@ from typing import Any
 import yaml
 
 from vqclip.errors import ConfigError
+from vqclip.settings.loader import apply_override as _apply
+from vqclip.settings.loader import build, did_you_mean, parse_override_value, read_yaml
 
 __all__ = [
     "RenderConfig", "PromptsConfig", "SceneConfig", "SizeConfig", "ModelsConfig", "PerceptorConfig",
@@ -162,11 +164,6 @@ class RenderConfig:
 # Small validators: each names the key, the value and what is allowed
 
 
-def _did_you_mean(word: str, choices) -> str:
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
 def _int(key: str, v: Any, lo: int | None = None, hi: int | None = None, also: tuple = ()) -> int:
     if v in also and not isinstance(v, bool):
         return int(v)
@@ -201,7 +198,7 @@ def _bool(key: str, v: Any) -> bool:
 def _choice(key: str, v: Any, choices) -> str:
     if not isinstance(v, str) or v.lower() not in choices:
         raise ConfigError(
-            f"{key}: {v!r} is not allowed; use one of {', '.join(choices)}{_did_you_mean(str(v).lower(), choices)}"
+            f"{key}: {v!r} is not allowed; use one of {', '.join(choices)}{did_you_mean(str(v).lower(), choices)}"
         )
     return v.lower()
 
@@ -249,7 +246,7 @@ def _check_keys(key: str, data: dict, allowed: list[str]) -> None:
             others = [p for p in _known_paths() if p.rsplit(".", 1)[-1] == k]
             suggestion = others[0] if others else None
         hint = f"; did you mean {suggestion!r}?" if suggestion else ""
-        raise ConfigError(f"{where}: unknown key{hint} (allowed here: {', '.join(allowed)})")
+        raise ConfigError(f"{where}: unknown setting{hint} (allowed here: {', '.join(allowed)})")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -320,7 +317,7 @@ def _build_models(d: dict) -> ModelsConfig:
         c.vqgan = v.strip()
         names = _registry_names()
         if names is not None and c.vqgan not in names:
-            raise ConfigError(f"models.vqgan: {c.vqgan!r} is not a known model; use one of {', '.join(names)}{_did_you_mean(c.vqgan, names)} or {{config, checkpoint}} files")
+            raise ConfigError(f"models.vqgan: {c.vqgan!r} is not a known model; use one of {', '.join(names)}{did_you_mean(c.vqgan, names)} or {{config, checkpoint}} files")
     else:
         raise ConfigError(f"models.vqgan: {v!r} is not allowed; use a registry name (see `vqclip models`) or {{config, checkpoint}}")
     clip = d.get("clip", None)
@@ -422,12 +419,7 @@ def _build_generation(d: dict) -> GenerationConfig:
     c.device = dev.strip().lower()
     for name, part in parts.items():
         key = f"generation.{name}"
-        od = _mapping(key, d.get(name))
-        _check_keys(key, od, [f.name for f in dataclasses.fields(part.Options)])
-        opts = part.Options()
-        for f in dataclasses.fields(opts):
-            if f.name in od:
-                setattr(opts, f.name, _typed(f"{key}.{f.name}", od[f.name], getattr(opts, f.name), f.metadata.get("range")))
+        opts = build(part.Options, _mapping(key, d.get(name)), key)
         part.validate_options(opts, key)
         c.sections[name] = opts
     engine = get_engine(c.engine)
@@ -446,24 +438,6 @@ def _build_generation(d: dict) -> GenerationConfig:
 
 def _or(value: Any, default: Any) -> Any:
     return default if value is None else value
-
-
-def _typed(key: str, v: Any, default: Any, bounds: tuple | None = None) -> Any:
-    """Check a section option against the type of its default and the field's ``metadata["range"]`` (lo, hi)."""
-    lo, hi = bounds or (None, None)
-    if isinstance(default, bool):
-        return _bool(key, v)
-    if isinstance(default, int):
-        return _int(key, v, lo, hi)
-    if isinstance(default, float):
-        return _num(key, v, lo, hi, lo_open=lo == 0)
-    if isinstance(default, str):
-        return _text(key, v, allow_list=False)
-    if isinstance(default, list) and isinstance(v, str):  # "affine, jitter" or "none" on a --set line
-        return [] if v.strip().lower() == "none" else [a.strip().lower() for a in v.split(",") if a.strip()]
-    if isinstance(default, list) and v is None:
-        return []
-    return v
 
 
 def _build_animation(d: dict, frames_from_scenes: int | None) -> AnimationConfig:
@@ -638,81 +612,22 @@ def format_preset_table() -> str:
 def read_preset(preset: str | Path) -> dict:
     """A preset (a YAML path or a bundled name) as a plain dict, parsed but not yet validated."""
     path = Path(str(preset)).expanduser()
-    if path.is_file():
-        text = path.read_text(encoding="utf-8")
-    else:
+    if not path.is_file():
         names = [n for n, _ in list_presets()]
         if str(preset) not in names:
             if path.suffix in (".yaml", ".yml") or "/" in str(preset):
                 raise ConfigError(f"preset: file {str(preset)!r} does not exist")
             raise ConfigError(
                 f"preset: {str(preset)!r} is neither a file nor a bundled preset; use a YAML path or one of "
-                f"{', '.join(names)}{_did_you_mean(str(preset), names)}"
+                f"{', '.join(names)}{did_you_mean(str(preset), names)}"
             )
-        entry = _presets_dir() / f"{preset}.yaml"
-        text = entry.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"preset {str(preset)!r}: not valid YAML at{where}: {getattr(exc, 'problem', exc)}") from None
-    return _mapping(f"preset {str(preset)!r}", data)
-
-
-def parse_override_value(raw: str) -> Any:
-    """The value of a ``key=value`` override, read as YAML; text that only looks like a mapping stays text."""
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        return raw
-    # "a cat: 2" reads as a YAML mapping; a prompt or a title is what was meant unless a mapping was written.
-    if isinstance(value, dict) and not raw.strip().startswith("{"):
-        return raw
-    return value
+        path = Path(str(_presets_dir() / f"{preset}.yaml"))
+    return _mapping(f"preset {str(preset)!r}", read_yaml(path, f"preset {str(preset)!r}"))
 
 
 def apply_override(data: dict, item: str) -> None:
     """Apply one ``key.sub=value`` override in place; the value is read as YAML (``3`` is a number)."""
-    if not isinstance(item, str) or "=" not in item:
-        raise ConfigError(f"--set {item!r}: not allowed; write KEY=VALUE, e.g. generation.seed=3")
-    key, _, raw = item.partition("=")
-    key = key.strip()
-    if not key or any(not p for p in key.split(".")):
-        raise ConfigError(f"--set {item!r}: {key!r} is not a key; write section.key=value, e.g. generation.seed=3")
-    value = parse_override_value(raw)
-    parts = key.split(".")
-    node: Any = data
-    for i, part in enumerate(parts[:-1]):
-        if isinstance(node, list):
-            node = _list_slot(node, part, ".".join(parts[: i + 1]))
-            continue
-        if node.get(part) is None:
-            if parts[i + 1].isdigit():
-                raise ConfigError(f"--set {item!r}: this preset has no list {'.'.join(parts[: i + 1])} to index; set the whole list, e.g. models.clip='[{{spec: toy, weight: 1}}]'")
-            node[part] = {}
-        elif not isinstance(node[part], (dict, list)):
-            raise ConfigError(f"--set {item!r}: {'.'.join(parts[: i + 1])} is a value, not a section")
-        node = node[part]
-    last = parts[-1]
-    if isinstance(node, list):
-        idx = _list_index(node, last, key)
-        node[idx] = value
-    else:
-        node[last] = value
-
-
-def _list_index(node: list, part: str, key: str) -> int:
-    if not part.isdigit() or int(part) >= len(node):
-        raise ConfigError(f"--set {key}: {part!r} is not an index of this list; use 0..{len(node) - 1}")
-    return int(part)
-
-
-def _list_slot(node: list, part: str, key: str) -> Any:
-    idx = _list_index(node, part, key)
-    if isinstance(node[idx], str):  # a shorthand perceptor "toy" becomes {spec: toy} so .weight can be set
-        node[idx] = {"spec": node[idx]}
-    return node[idx]
+    _apply(data, item, shorthand={"clip": "spec"})  # `models.clip.0.weight=2` on `clip: [toy]`
 
 
 def load_config(preset: str | Path | dict, overrides: list[str] | tuple[str, ...] = ()) -> RenderConfig:
