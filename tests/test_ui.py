@@ -102,11 +102,9 @@ def test_setup_notebook_local(tmp_path, monkeypatch):
 def test_every_preset_shrinks_to_a_valid_smoke_preset(name, smoke_env):
     from vqclip.ui.common import preset_data
 
-    from vqclip.production.engines import get_engine
-
     cfg = load_config(smoke_preset(preset_data(name)))
     assert cfg.size.width <= 64 and cfg.animation.frames <= 12
-    assert get_engine(cfg.generation.engine).frame_iterations(cfg, 0) <= 4  # pixels: first_steps, not iterations_first_frame
+    assert cfg.generation.iterations_first_frame <= 4
 
 
 def test_pre_panel_leaves_out_settings_a_pixels_preset_does_not_use(smoke_env):
@@ -114,7 +112,7 @@ def test_pre_panel_leaves_out_settings_a_pixels_preset_does_not_use(smoke_env):
 
     p = PreProductionPanel(smoke_env, preset="diver_story", estimate=False)
     keys = [o.partition("=")[0] for o in p.overrides()]
-    assert "size.width" in keys and "models.vqgan" not in keys and "generation.cutn" not in keys
+    assert "size.width" in keys and "models.vqgan" not in keys and "generation.cutouts.cutn" not in keys
     assert p.config().generation.engine == "pixels"  # loads: no ignored setting given
 
 

@@ -294,7 +294,7 @@ def check_toy_render(seconds_budget: float = 60.0) -> CheckResult:
         "models.vqgan=toy", "models.clip=[{spec: toy, weight: 1.0}]", "models.download=false",
         "size.width=64", "size.height=64", "animation.frames=2",
         "generation.seed=0", "generation.iterations_first_frame=6", "generation.iterations_per_frame=3",
-        "generation.cutn=8", "output.images_interval=0",
+        "generation.cutouts.cutn=8", "output.images_interval=0",
     ]
     start = time.time()
     try:

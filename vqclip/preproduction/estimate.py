@@ -421,12 +421,18 @@ def estimate_config(cfg, precision: str | None = None) -> StepEstimate:
 
 
 def _estimator_for(cfg) -> tuple[Estimator, int]:
+    """The estimator of the configured engine: its generator (vqgan decoder or none) and its objective's batch."""
+    from vqclip.production.engines import get_engine
+
     g = cfg.generation
+    if get_engine(g.engine).family != "optimized":
+        raise ConfigError(f"generation.engine: {g.engine!r} has no memory estimate yet; estimates cover vqgan and pixels")
     specs = [p.spec for p in cfg.models.clip]
-    if g.engine == "pixels":
-        o = g.options
-        return Estimator(None, specs, ["perspective"], views_only=o.perceptor_mode == "alternate"), int(o.views)
-    return Estimator(cfg.models.vqgan, specs, g.augmentations), g.cutn
+    model = cfg.models.vqgan if g.engine == "vqgan" else None  # the pixel generator has no decoder
+    o = g.objective_options
+    if g.objective == "views":
+        return Estimator(model, specs, ["perspective"], views_only=o.perceptor_mode == "alternate"), int(o.count)
+    return Estimator(model, specs, o.augmentations), o.cutn
 
 
 # ----------------------------------------------------------------------------------------------

@@ -91,21 +91,23 @@ def preset_data(preset: str | os.PathLike | dict) -> dict:
 
 def smoke_preset(data: dict) -> dict:
     """The same preset shrunk for smoke mode: toy models, a tiny size, 2-4 steps a frame, a handful of frames."""
-    from vqclip.settings.render import apply_override, ignored_settings
+    from vqclip.settings.render import apply_override, unread_keys
 
     d = copy.deepcopy(data)
     d.setdefault("models", {})
     gen = d.setdefault("generation", {})
-    ignored = ignored_settings(gen.get("engine") or "vqgan")  # e.g. the pixel engine has no VQGAN and no cutouts
-    if "models.vqgan" not in ignored:
+    unread = unread_keys(gen.get("engine") or "vqgan", gen.get("objective"))  # e.g. the pixel engine has no VQGAN and no cutouts
+    if "models.vqgan" not in unread:
         d["models"]["vqgan"] = "toy"
     d["models"]["clip"] = [{"spec": "toy", "weight": 1.0}]
     d["size"] = {"width": 48, "height": 32}
-    gen.update({k: v for k, v in {"iterations_first_frame": 4, "iterations_per_frame": 2, "cutn": 4}.items()
-                if f"generation.{k}" not in ignored}, device="cpu", max_iterations=-1)
+    gen.update(iterations_first_frame=4, iterations_per_frame=2, device="cpu", max_iterations=-1)
+    if "generation.cutouts" not in unread:
+        gen["cutouts"] = {**(gen.get("cutouts") or {}), "cutn": 4}
+    if "generation.views" not in unread:
+        gen["views"] = {**(gen.get("views") or {}), "count": 2}
     if gen.get("engine") == "pixels":
-        gen["pixels"] = {**(gen.get("pixels") or {}), "first_steps": 3, "steps": 2, "views": 2, "frames_per_prompt": 1,
-                         "post_denoise": "none"}
+        gen["pixels"] = {**(gen.get("pixels") or {}), "frames_per_prompt": 1, "post_denoise": "none"}
     anim = d.setdefault("animation", {})
     scenes = (d.get("prompts") or {}).get("scenes") or []
     if scenes:

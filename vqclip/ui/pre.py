@@ -126,7 +126,7 @@ class PreProductionPanel(widgets.VBox):
         if isinstance(vq, str) and vq in self.model_names:
             self.model.value = vq
         gen = data.get("generation") or {}
-        self.cutn.value = int(gen.get("cutn", 32))
+        self.cutn.value = int((gen.get("cutouts") or {}).get("cutn", 32))
         self.precision.value = gen.get("precision", "auto")
         size = data.get("size") or {}
         self._set_size(int(size.get("width", 640)), int(size.get("height", 384)))
@@ -196,14 +196,15 @@ class PreProductionPanel(widgets.VBox):
         """The panel's choices as ``key=value`` overrides of the chosen preset."""
         import json
 
-        from vqclip.settings.render import ignored_settings
+        from vqclip.settings.render import unread_keys
 
         out = [f"prompts.texts={json.dumps(self.prompt.value)}"] if self.prompt.value.strip() else []
         out += [f"models.vqgan={self.model.value}", f"size.width={self.width.value}", f"size.height={self.height.value}",
-                f"generation.cutn={self.cutn.value}", f"generation.precision={self.precision.value}"]
+                f"generation.cutouts.cutn={self.cutn.value}", f"generation.precision={self.precision.value}"]
         gen = preset_data(self.preset.value).get("generation")
-        ignored = ignored_settings((gen.get("engine") if isinstance(gen, dict) else None) or "vqgan")  # the pixel engine has no VQGAN to pick and no cutouts to count
-        return [o for o in out if o.partition("=")[0] not in ignored]
+        gen = gen if isinstance(gen, dict) else {}
+        unread = unread_keys(gen.get("engine") or "vqgan", gen.get("objective"))  # the pixel engine has no VQGAN to pick and no cutouts to count
+        return [o for o in out if o.partition("=")[0] not in unread and o.partition("=")[0].rsplit(".", 1)[0] not in unread]
 
     def preset_dict(self, smoke: bool | None = None) -> dict:
         """The chosen preset with the panel's changes, as a plain dict (shrunk when ``smoke``, default: in smoke mode)."""
