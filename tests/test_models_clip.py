@@ -110,7 +110,7 @@ def test_weights_that_do_not_fit_the_config(open_clip_files, tmp_path):
 
 def test_toy_loads_packaged_files_or_says_what_is_missing(monkeypatch, open_clip_files, tmp_path):
     monkeypatch.setattr(registry, "packaged_dir", lambda: tmp_path)
-    with pytest.raises(ModelError, match=r"CLIP 'toy' ships inside vqclip, but .*toy_clip.json and .*toy_clip.pt are missing; rebuild it with `python -m tools.train_toy_clip`"):
+    with pytest.raises(ModelError, match=r"model 'toy' ships inside vqclip, but .*toy_clip.json and .*toy_clip.pt are missing; rebuild the toy pack .*`python -m tools.train_toy_clip`"):
         load_perceptor("toy")
     (tmp_path / "toy_clip.json").write_text(open_clip_files["config"].read_text())
     state = {k: v.half() for k, v in torch.load(open_clip_files["weights"], weights_only=True).items()}
