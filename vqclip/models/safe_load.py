@@ -293,9 +293,8 @@ class LightningPickleModule:
 
 def _weights_refusal(path: Path, what: str, exc: BaseException) -> ModelError:
     # torch's message recommends weights_only=False, the one unsafe step; keep only its reason
-    text = str(exc)
-    match = re.search(r"(Unsupported (?:global|operand|class)[^\n.]*)", text)
-    reason = match.group(1).strip() if match else (text.strip().splitlines() or [type(exc).__name__])[-1][:200]
+    match = re.search(r"Unsupported (?:global|class)\W*(?:GLOBAL\s+)?([A-Za-z_][\w.]*)", str(exc))
+    reason = f"its pickle names {match.group(1)}" if match else "its pickle holds more than tensors"
     return ModelError(
         f"{what} {str(path)!r} is not a plain tensor state dict ({reason}); vqclip loads weights only as "
         "safetensors or a torch.save(model.state_dict()) file — re-save it as one, or download it again"
