@@ -137,7 +137,7 @@ def test_load_weights_reads_safetensors_and_plain_state_dicts_only(tmp_path):
         got = load_weights(tmp_path / name)
         assert list(got) == ["a.weight"] and torch.equal(got["a.weight"], state["a.weight"])
     torch.save({"a": _Alloc(bytes, 4_000_000_000)}, tmp_path / "bomb.pt")
-    with pytest.raises(ModelError, match=r"'.*bomb.pt' is not a plain tensor state dict \(its pickle names builtins.bytes\)"):
+    with pytest.raises(ModelError, match=r"'.*bomb.pt' is not a plain tensor state dict \(its pickle names .*bytes\)"):
         load_weights(tmp_path / "bomb.pt", "CLIP weights")
     (tmp_path / "half.pt").write_bytes((tmp_path / "w.pt").read_bytes()[:200])
     with pytest.raises(ModelError, match="could not be read .* truncated"):
