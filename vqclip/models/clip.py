@@ -193,6 +193,8 @@ def build_architecture(spec: str | Mapping[str, Any], device: str | torch.device
         arch = _register_config(config)
     else:
         arch = options["open_clip"]
+        if arch not in open_clip.list_models() and not arch.startswith(("hf-hub:", "local-dir:")):
+            raise ConfigError(f"CLIP {found.label!r}: {arch!r} is not an open_clip architecture; allowed: open_clip.list_models()")
     with torch.device(device):
         return open_clip.create_model(arch, pretrained=None, device=device, force_quick_gelu=bool(options.get("quick_gelu")))
 
