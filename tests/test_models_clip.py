@@ -190,3 +190,20 @@ def test_weights_that_are_not_a_plain_state_dict_are_refused_in_one_line(open_cl
     msg = str(err.value)
     assert "\n" not in msg and str(bad) in msg and "not a plain tensor state dict" in msg
     assert "weights_only" not in msg and "arbitrary code" not in msg
+
+
+def test_a_refused_open_clip_download_does_not_repeat_torchs_unsafe_advice(monkeypatch):
+    advice = ("Weights only load failed. In PyTorch 2.6, we changed the default value of the `weights_only` argument in "
+              "`torch.load` from `False` to `True`. Re-running `torch.load` with `weights_only` set to `False` will likely "
+              "succeed, but it can result in arbitrary code execution.\nWeightsUnpickler error: Unsupported global: GLOBAL "
+              "__main__.Evil was not an allowed global by default.")
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError(advice)
+
+    monkeypatch.setattr(open_clip, "create_model", refuse)
+    with pytest.raises(ModelError) as err:
+        load_perceptor("RN101/openai")  # a tag open_clip downloads itself
+    msg = str(err.value)
+    assert "not a plain tensor state dict (its pickle names __main__.Evil)" in msg
+    assert "weights_only" not in msg and "\n" not in msg

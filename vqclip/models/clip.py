@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -147,8 +148,12 @@ def _create(arch: str, pretrained: str | None, device, cache_dir, label: str, qu
         # force_quick_gelu builds the activation the weights were trained with (OpenAI's: QuickGELU);
         # open_clip's plain configs use GELU and would only warn about the mismatch.
         return open_clip.create_model(arch, pretrained=pretrained, device=device, cache_dir=cache_dir, force_quick_gelu=quick_gelu)
-    except RuntimeError as exc:
+    except (RuntimeError, pickle.UnpicklingError) as exc:
         text = str(exc)
+        if "weights only load failed" in text.lower():  # open_clip's own download, refused by torch's safe loader
+            from vqclip.models.safe_load import weights_refusal
+
+            raise weights_refusal(Path(pretrained or arch), f"CLIP {label} weights", exc) from None
         if pretrained and os.path.isfile(pretrained):
             raise ModelError(f"CLIP weights {pretrained!r} do not fit {label}: {text.splitlines()[0][:300]}") from None
         if "download" in text.lower() or "connect" in text.lower() or "resolve" in text.lower():

@@ -28,7 +28,7 @@ import torch
 
 from vqclip.errors import ModelError, UnsafeCheckpointError
 
-__all__ = ["safe_load_checkpoint", "load_weights", "Placeholder", "RestrictedPickleModule", "LightningPickleModule"]
+__all__ = ["safe_load_checkpoint", "load_weights", "weights_refusal", "Placeholder", "RestrictedPickleModule", "LightningPickleModule"]
 
 # A pickle may call bytes(n)/bytearray(n) to allocate n zero bytes; real checkpoints never need more than
 # a few MiB that way (their tensors arrive through storages), so a larger request is refused, not run.
@@ -291,7 +291,8 @@ class LightningPickleModule:
 # --- plain weight files (CLIP, CycleGAN, metric networks): tensors only --------------------------
 
 
-def _weights_refusal(path: Path, what: str, exc: BaseException) -> ModelError:
+def weights_refusal(path: Path, what: str, exc: BaseException) -> ModelError:
+    """The one-line ModelError for a weights file torch's weights-only loader refused (without torch's unsafe advice)."""
     # torch's message recommends weights_only=False, the one unsafe step; keep only its reason
     match = re.search(r"Unsupported (?:global|class)\W*(?:GLOBAL\s+)?([A-Za-z_][\w.]*)", str(exc))
     reason = f"its pickle names {match.group(1)}" if match else "its pickle holds more than tensors"
@@ -316,7 +317,7 @@ def load_weights(path: str | os.PathLike, what: str = "weights file") -> dict[st
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as exc:
-        raise _weights_refusal(path, what, exc) from None
+        raise weights_refusal(path, what, exc) from None
     except MemoryError:
         raise ModelError(f"{what} {str(path)!r} asks for more memory than this machine has; it is not a usable weights file") from None
     except (RuntimeError, EOFError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
