@@ -18,9 +18,9 @@ import torch
 from safetensors.torch import save_file
 
 from vqclip.errors import ConfigError, DownloadError, ModelError
-from vqclip.models import download, registry
+from vqclip.models import registry
 from vqclip.models.download import RemoteFile, fetch_file, file_state
-from vqclip.models.registry import ModelInfo, format_model_table, model_status, resolve_model
+from vqclip.models.registry import format_model_table, model_status, resolve_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -211,7 +211,7 @@ def test_resolve_model_rejects_a_wrong_kind_and_bad_specs_in_one_line(tmp_path):
     with pytest.raises(ConfigError, match=r"diffusion model 'sd15' is not usable; allowed: a registry name .* or \{path: local folder\}"):
         resolve_model("sd15", "diffusion")
     got = resolve_model({"path": str(tmp_path)}, "diffusion")
-    assert got.paths == (tmp_path,) and got.found == "local" and got.entry is None
+    assert got.paths == (tmp_path,) and got.folder == tmp_path and got.found == "local" and got.entry is None
 
 
 def test_every_packaged_entry_follows_the_schema():

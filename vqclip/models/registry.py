@@ -86,7 +86,8 @@ class ResolvedModel:
     paths: tuple[Path, ...]  # in the entry's file order (vqgan: config, checkpoint)
     entry: ModelInfo | None
     found: str  # "packaged" | "cache" | "downloaded" | "local" | "user-file" | "open_clip"
-    options: Mapping[str, Any] = field(default_factory=dict)  # e.g. clip: {"quick_gelu": True}
+    options: Mapping[str, Any] = field(default_factory=dict)  # the entry's arch facts, e.g. clip: {"quick_gelu": True}
+    folder: Path | None = None  # the folder holding the files (diffusers layouts: what from_pretrained takes)
 
     @property
     def path(self) -> Path:
@@ -367,18 +368,18 @@ def _local_file(value: Any, what: str) -> Path:
 
 
 def _from_registry(info: ModelInfo, cache_dir, download: bool, callback) -> ResolvedModel:
-    options = dict(info.arch or {})
+    options, folder = dict(info.arch or {}), model_dir(info, cache_dir)
     if info.packaged:
-        return ResolvedModel(info.kind, info.name, _packaged_paths(info), info, "packaged", options)
+        return ResolvedModel(info.kind, info.name, _packaged_paths(info), info, "packaged", options, folder)
     paths = file_paths(info, cache_dir)
     if model_status(info, cache_dir) in ("yes", "local"):
-        return ResolvedModel(info.kind, info.name, paths, info, "user-file" if any(f.path for f in info.files) else "cache", options)
+        return ResolvedModel(info.kind, info.name, paths, info, "user-file" if any(f.path for f in info.files) else "cache", options, folder)
     if not download:
         state = model_status(info, cache_dir)
         why = " (a file is there but fails its check)" if state == "invalid" else " (only part of it)" if state == "partial" else ""
         raise ModelError(f"model {info.name!r} is not downloaded{why}; "
                          f"run `vqclip models download {info.name}`, or {_manual_hint(info, model_dir(info, cache_dir))}")
-    return ResolvedModel(info.kind, info.name, download_model(info, cache_dir, callback=callback), info, "downloaded", options)
+    return ResolvedModel(info.kind, info.name, download_model(info, cache_dir, callback=callback), info, "downloaded", options, folder)
 
 
 def _resolve_clip_local(spec: Mapping[str, Any]) -> ResolvedModel:
@@ -448,7 +449,7 @@ def resolve_model(spec: Any, kind: str, cache_dir: str | os.PathLike | None = No
         path = Path(str(spec["path"])).expanduser()
         if not path.exists():
             raise ModelError(f"{kind} path {str(path)!r} does not exist; give an existing {'folder' if kind in ('diffusion', 'motion_adapter') else 'file'}")
-        return ResolvedModel(kind, str(path), (path,), None, "local")
+        return ResolvedModel(kind, str(path), (path,), None, "local", folder=path if path.is_dir() else path.parent)
     if isinstance(spec, (str, os.PathLike)) and kind in ("denoiser", "metric") and (Path(str(spec)).suffix or os.sep in str(spec)):
         return ResolvedModel(kind, str(spec), (_local_file(spec, f"{kind} file"),), None, "local")
     known = ", ".join(list_models(kind)) or "none registered"

@@ -21,7 +21,6 @@ cuBLAS/cuDNN workspaces. ``tests/test_estimate.py`` checks the traced bytes agai
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 from dataclasses import dataclass, field
