@@ -190,7 +190,11 @@ def test_user_file_adds_a_mirror_a_local_file_and_a_new_entry(server, weights_by
           - {{name: m.safetensors, check: weights, urls: [{server.url}/mine/ViT-B-32-openai.safetensors]}}
     """)
     clip = registry.get_model_info("ViT-B-32/openai", "clip")
-    assert clip.files[0].urls[0].startswith(server.url) and len(clip.files[0].urls) == 2  # the user's mirror first
+    import yaml
+
+    packaged = yaml.safe_load((registry.packaged_registry_dir() / "clip.yaml").read_text())["models"][0]
+    assert packaged["name"] == "ViT-B-32/openai"
+    assert clip.files[0].urls == (f"{server.url}/mine/ViT-B-32-openai.safetensors", *packaged["files"][0]["urls"])  # the user's first
     got = resolve_model("ViT-B-32/openai", "clip")
     assert got.found == "downloaded" and got.path.read_bytes() == weights_bytes and got.options["quick_gelu"] is True
     assert resolve_model("ViT-B-32/openai", "clip").found == "cache"

@@ -207,3 +207,15 @@ def test_a_refused_open_clip_download_does_not_repeat_torchs_unsafe_advice(monke
     msg = str(err.value)
     assert "not a plain tensor state dict (its pickle names __main__.Evil)" in msg
     assert "weights_only" not in msg and "\n" not in msg
+
+
+def test_weights_whose_name_hides_their_format_are_refused_in_one_line(open_clip_files, tmp_path):
+    from safetensors.torch import save_file
+
+    state = torch.load(open_clip_files["weights"], weights_only=True)
+    save_file(state, str(tmp_path / "w.pt"))  # safetensors bytes under a .pt name: open_clip would misread it
+    with pytest.raises(ModelError, match=r"'.*w.pt' hold safetensors but are named .pt; rename the file to end in .safetensors"):
+        load_perceptor({"config": open_clip_files["config"], "weights": tmp_path / "w.pt"})
+    (tmp_path / "w.pt").rename(tmp_path / "w.safetensors")
+    p = load_perceptor({"config": open_clip_files["config"], "weights": tmp_path / "w.safetensors"})
+    assert p.encode_image(torch.rand(1, 3, 32, 32)).shape == (1, 16)

@@ -173,7 +173,13 @@ def _load_local(config: Path | None, arch: str | None, weights: Path, label: str
         arch = _register_config(config)
     elif arch not in open_clip.list_models():
         raise ConfigError(f"CLIP name {arch!r} is not an open_clip architecture; allowed: {', '.join(open_clip.list_models()[:12])}, ... (open_clip.list_models())")
+    from vqclip.models.download import is_safetensors
+
     load_weights(weights, "CLIP weights")  # refuses anything but plain tensors, in one line, before open_clip reads it
+    if is_safetensors(weights) != (weights.suffix == ".safetensors"):  # open_clip picks its reader by the suffix
+        kind = "safetensors" if is_safetensors(weights) else "a torch pickle"
+        raise ModelError(f"CLIP weights {str(weights)!r} hold {kind} but are named {weights.suffix or 'without a suffix'}; "
+                         f"rename the file to end in {'.safetensors' if kind == 'safetensors' else '.pt'}")
     model = _create(arch, str(weights), device, cache_dir, label, quick_gelu)
     return _finish(model, open_clip.get_tokenizer(arch), label, device)
 

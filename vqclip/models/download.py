@@ -172,10 +172,10 @@ def check_content(path: Path, check: str) -> None:
         is_zip, is_pickle = zipfile.is_zipfile(path), head[:1] == b"\x80"
         if not (is_zip or is_pickle):
             raise MirrorFailed("not a PyTorch file (neither a zip nor a pickle)" + ("" if check == "ckpt" else " nor safetensors"))
-        from vqclip.models.safe_load import safe_load_checkpoint
+        from vqclip.models.safe_load import load_weights, safe_load_checkpoint
 
-        try:
-            data = safe_load_checkpoint(path, mmap=True)
+        try:  # weights: tensors only, as the CLIP loader reads them; ckpt/state_dict: the restricted unpickler
+            data = load_weights(path, "downloaded weights") if check == "weights" else safe_load_checkpoint(path, mmap=True)
         except ModelError as exc:  # includes UnsafeCheckpointError: a refused file is no download
             raise MirrorFailed(str(exc)) from exc
         if check == "ckpt" and "state_dict" not in data:
