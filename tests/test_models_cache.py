@@ -229,3 +229,26 @@ def test_every_packaged_entry_follows_the_schema():
         assert info.packaged or all(f.urls for f in info.files), info.name
         if info.kind == "clip" and not info.packaged:
             assert info.arch["quick_gelu"] is (info.arch["pretrained"] == "openai"), info.name
+
+
+def test_a_process_waiting_for_another_ones_download_reports_its_progress(server, weights_bytes, tmp_path):
+    from filelock import FileLock
+
+    remote = _remote(server, ["ok"], weights_bytes)
+    dest = tmp_path / "clip" / remote.filename
+    (dest.parent / ".locks").mkdir(parents=True)
+    other = FileLock(str(dest.parent / ".locks" / (dest.name + ".lock")))  # "another process" holds the file
+    other.acquire()
+    dest.with_name(dest.name + ".part").write_bytes(weights_bytes[:1000])
+    events, result = [], []
+    worker = threading.Thread(target=lambda: result.append(fetch_file(remote, dest, callback=events.append, model="m")))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not any(e["bytes"] == 1000 for e in events) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert any(e["bytes"] == 1000 and e["total"] == len(weights_bytes) for e in events)
+    dest.write_bytes(weights_bytes)  # the other process finishes: renames its verified file into place
+    dest.with_name(dest.name + ".part").unlink()
+    other.release()
+    worker.join(10)
+    assert result == [dest] and server.requests == []  # found it done; downloaded nothing itself

@@ -247,7 +247,7 @@ def fetch_file(remote: RemoteFile, dest: Path, callback: Callable[[dict], Any] |
 
     Emits {"event": "download", "name": model, "file", "bytes", "total"} through `callback`.
     """
-    from filelock import FileLock
+    from filelock import FileLock, Timeout
 
     dest = Path(dest)
     if is_cached(dest, remote):
@@ -265,10 +265,24 @@ def fetch_file(remote: RemoteFile, dest: Path, callback: Callable[[dict], Any] |
     # files stay (deleting one another process may hold is racy), out of sight in .locks/.
     locks = dest.parent / ".locks"
     locks.mkdir(exist_ok=True)
-    with FileLock(str(locks / (dest.name + ".lock"))):
+    lock = FileLock(str(locks / (dest.name + ".lock")))
+    part = dest.with_name(dest.name + ".part")
+    while True:
+        try:
+            lock.acquire(timeout=_EVENT_EVERY_S * 5)
+            break
+        except Timeout:  # another process is downloading it: show its progress meanwhile
+            try:
+                done = part.stat().st_size
+            except OSError:  # not started yet, or just renamed into place
+                done = 0
+            emit(done, remote.size or remote.approx_bytes, False)
+    try:
         if is_cached(dest, remote):
             return dest
         return _fetch_locked(remote, dest, emit, log, deadline_s)
+    finally:
+        lock.release()
 
 
 def _fetch_locked(remote: RemoteFile, dest: Path, emit, log, deadline_s: float | None) -> Path:
