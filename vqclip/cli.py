@@ -38,14 +38,51 @@ def _cmd_post(args: argparse.Namespace) -> int:
     return 0
 
 
+class DownloadBars:
+    """A download-event callback that draws one console bar per file (the core only emits events)."""
+
+    def __init__(self) -> None:
+        self.bars: dict[str, object] = {}
+
+    def __call__(self, event: dict) -> None:
+        """Advance (or open) the bar of event["file"]; close it when the file is complete."""
+        if event.get("event") != "download":
+            return
+        from vqclip.progress import console_bar
+
+        key = event["file"]
+        bar = self.bars.get(key)
+        if bar is None:
+            bar = self.bars[key] = console_bar(total=event.get("total"), unit="B", unit_scale=True, unit_divisor=1024,
+                                               desc=f"{event['name']}: {key}", leave=False)
+        if event.get("total") and bar.total != event["total"]:
+            bar.total = event["total"]
+        bar.n = event["bytes"]
+        bar.refresh()
+        if event.get("total") and event["bytes"] >= event["total"]:
+            self.close(key)
+
+    def close(self, key: str | None = None) -> None:
+        """Close one bar, or all of them."""
+        for k in [key] if key else list(self.bars):
+            bar = self.bars.pop(k, None)
+            if bar is not None:
+                bar.close()
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from vqclip.models import registry
 
     if args.action == "download":
         if not args.name:
             raise VqclipError("models download: give a model NAME (see `vqclip models list`)")
-        for name in args.name:
-            registry.download_model(name, cache_dir=args.cache_dir, progress=True)
+        bars = DownloadBars()
+        try:
+            for name in args.name:
+                for path in registry.download_model(name, cache_dir=args.cache_dir, callback=bars):
+                    print(f"{name}: {path}")
+        finally:
+            bars.close()
         return 0
     print(registry.format_model_table(cache_dir=args.cache_dir))
     return 0
@@ -82,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a post setting")
     p.set_defaults(func=_cmd_post)
 
-    p = sub.add_parser("models", help="list or download the pretrained VQGAN checkpoints")
+    p = sub.add_parser("models", help="list or download the pretrained models (VQGAN, CLIP, denoiser)")
     p.add_argument("action", nargs="?", choices=["list", "download"], default="list")
     p.add_argument("name", nargs="*", help="model name(s) for download")
     p.add_argument("--cache-dir", default=None, help="where models live (default $VQCLIP_CACHE or ~/.cache/vqclip)")

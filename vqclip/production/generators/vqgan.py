@@ -56,11 +56,12 @@ class VQGANGenerator(Generator):
     @classmethod
     def build(cls, ctx: EngineContext) -> "VQGANGenerator":
         """Load the configured VQGAN (registry name or local files) and wrap it."""
-        from vqclip.models.registry import resolve_vqgan
+        from vqclip.models.registry import resolve_model
         from vqclip.models.vqgan import load_vqgan
 
         m = ctx.config.models
-        config_path, ckpt_path = resolve_vqgan(m.vqgan, cache_dir=m.cache_dir, download=m.download)
+        config_path, ckpt_path = resolve_model(m.vqgan, "vqgan", cache_dir=m.cache_dir, download=m.download,
+                                               callback=getattr(ctx, "callback", None)).paths
         model = load_vqgan(config_path, ckpt_path, device=ctx.device)
         label = m.vqgan if isinstance(m.vqgan, str) else str(m.vqgan.get("checkpoint", "local"))
         return cls(ctx, model, label)
