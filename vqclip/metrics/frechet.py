@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vqclip.errors import ConfigError
+from vqclip.errors import ConfigError, ModelError
 
 __all__ = ["feature_stats", "frechet_distance", "frechet_distance_of"]
 
@@ -23,7 +23,10 @@ def feature_stats(features) -> tuple[np.ndarray, np.ndarray]:
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     """Squared Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), computed in float64."""
-    import scipy.linalg
+    try:
+        import scipy.linalg
+    except ImportError as exc:
+        raise ModelError("FVD needs scipy (its matrix square root); install it with `pip install 'vqclip[metrics]'`") from exc
 
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
