@@ -289,3 +289,19 @@ def test_eval_cli_on_a_frame_folder_writes_json_and_plot(tmp_path, capsys):
     assert Image.open(tmp_path / "clip" / "eval.png").size[0] > 0
     assert "CLIP score" in capsys.readouterr().out
     assert main(["eval", str(tmp_path / "clip"), "--clip", "toy", "--i3d-sha256", "nothex"]) == 2
+
+
+def test_prompts_fall_back_to_the_png_chunks_when_settings_do_not_load(tmp_path):
+    from PIL.PngImagePlugin import PngInfo
+
+    run = tmp_path / "run"
+    (run / "frames").mkdir(parents=True)
+    for i, text in enumerate(["a red circle", "a red circle (x0.50) | a blue square:2 (x0.50) | Words:-1"]):
+        info = PngInfo()
+        info.add_itxt("prompt", text)
+        info.add_itxt("model", "vqgan:toy, clip:toy")
+        Image.new("RGB", (8, 8)).save(run / "frames" / f"{i:06d}.png", pnginfo=info)
+    (run / "settings.yaml").write_text("generation: {not_a_key_any_version_has: 1}\n")
+    video = load_video(run)
+    assert video.prompts == [[("a red circle", 1.0)], [("a red circle", 0.5), ("a blue square", 1.0)]]
+    assert video.guides == ["toy"]

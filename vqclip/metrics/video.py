@@ -76,6 +76,33 @@ def _timeline_prompts(settings: Path, n: int) -> tuple[list[list[tuple[str, floa
     return prompts, starts, guides
 
 
+def _png_prompts(paths: list[Path]) -> tuple[list[list[tuple[str, float]]], list[str]]:
+    """Per-frame prompts from each PNG's `prompt` text chunk (Timeline.describe: 'text:w (x0.50) | ...'), and the guides."""
+    import re
+
+    from PIL import Image
+
+    from vqclip.production.prompts import parse_prompt
+
+    prompts, guides = [], []
+    for path in paths:
+        with Image.open(path) as im:
+            info = dict(getattr(im, "text", {}) or {})
+        items = []
+        for part in filter(None, (p.strip() for p in info.get("prompt", "").split(" | "))):
+            m = re.match(r"^(.*) \(x([0-9.]+)\)$", part)
+            blend = float(m.group(2)) if m else 1.0
+            try:
+                prompt = parse_prompt(m.group(1) if m else part)
+            except ConfigError:
+                continue
+            if prompt.weight > 0 and not Path(prompt.text).expanduser().is_file():  # image prompts are paths
+                items.append((prompt.text, blend * prompt.weight))
+        prompts.append(items)
+        guides += [g.strip()[5:] for g in info.get("model", "").split(",") if g.strip().startswith("clip:")]
+    return prompts, list(dict.fromkeys(guides))
+
+
 def _spec_label(spec) -> str:
     if isinstance(spec, str):
         return spec
@@ -103,7 +130,11 @@ def load_video(source: str | os.PathLike, prompt: str | None = None) -> EvalVide
     guides: list[str] = []
     settings = src / "settings.yaml"
     if src.is_dir() and settings.is_file():
-        prompts, starts, guides = _timeline_prompts(settings, n)
+        try:
+            prompts, starts, guides = _timeline_prompts(settings, n)
+        except ConfigError:
+            # settings written by another vqclip version: each frame's PNG still names its prompts
+            prompts, guides = _png_prompts(paths)
     if prompt is not None:
         if not prompt.strip():
             raise ConfigError("--prompt: an empty text is not allowed; give the text the video should show")
