@@ -305,3 +305,30 @@ def test_prompts_fall_back_to_the_png_chunks_when_settings_do_not_load(tmp_path)
     video = load_video(run)
     assert video.prompts == [[("a red circle", 1.0)], [("a red circle", 0.5), ("a blue square", 1.0)]]
     assert video.guides == ["toy"]
+
+
+class _TinyC3D(torch.nn.Module):
+    """C3D's calling convention in StyleGAN-V's video IS: uint8 (N,3,T,H,W) in, (N, 5) probabilities out."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(3, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean_colour = x.float().mean(dim=(2, 3, 4)) / 255
+        return torch.softmax(self.fc(mean_colour) * 50, dim=1)
+
+
+def test_video_inception_score_uses_the_pinned_c3d_over_16_frame_clips(tmp_path):
+    from vqclip.metrics.run import evaluate_runs
+
+    torch.manual_seed(0)
+    c3d = tmp_path / "c3d.pt"
+    torch.jit.save(torch.jit.script(_TinyC3D()), str(c3d))
+    frames = tmp_path / "frames"
+    _write_frames(frames, 33, size=12)  # two full 16-frame clips (the 33rd frame is left out)
+    with pytest.raises(ModelError, match="c3d-sha256"):
+        evaluate_runs([frames], clip="toy", c3d=c3d, write=False)
+    (report,) = evaluate_runs([frames], clip="toy", c3d=c3d, c3d_sha256=_sha(c3d.read_bytes()), write=False)
+    assert 1.0 <= report.video_inception_score <= 2.0 + 1e-9  # two clips: at most 2 classes
+    assert any("2 clip(s)" in n for n in report.notes)

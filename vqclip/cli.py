@@ -70,6 +70,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         reports = evaluate_runs(
             args.runs, prompt=args.prompt, clip=args.clip, reference=args.reference, inception=args.inception,
             i3d=args.i3d, i3d_sha256=check_option("--i3d-sha256", args.i3d_sha256), inception_path=args.inception_weights,
+            c3d=args.c3d, c3d_sha256=check_option("--c3d-sha256", args.c3d_sha256),
             device=args.device, cache_dir=args.cache_dir, callback=progress,
         )
     finally:
@@ -116,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--i3d-sha256", default=None, metavar="HEX", help="the sha256 you trust for the I3D file (none is published)")
     p.add_argument("--inception", action="store_true", help="also the frame Inception Score (downloads the 2015 Inception, 96 MB, verified)")
     p.add_argument("--inception-weights", default=None, metavar="PATH", help="a local weights-inception-2015-12-05-6726825d.pth")
+    p.add_argument("--c3d", default=None, metavar="PATH", help="a local c3d_ucf101.pt: video IS of 16-frame clips (TorchScript: needs --c3d-sha256)")
+    p.add_argument("--c3d-sha256", default=None, metavar="HEX", help="the sha256 you trust for the C3D file (none is published)")
     p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
     p.add_argument("--cache-dir", default=None, help="where models live (default $VQCLIP_CACHE or ~/.cache/vqclip)")
     p.set_defaults(func=_cmd_eval)

@@ -18,7 +18,7 @@ import torch
 from vqclip.errors import ConfigError, DownloadError, ModelError
 from vqclip.models.download import RemoteFile, fetch_file, sha256_of
 
-__all__ = ["MetricModel", "metric_entries", "metric_entry", "resolve_metric_file", "load_inception", "load_i3d"]
+__all__ = ["MetricModel", "metric_entries", "metric_entry", "resolve_metric_file", "load_inception", "load_i3d", "load_c3d", "check_option"]
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,16 @@ def load_i3d(path: str | os.PathLike | None = None, sha256: str | None = None, c
         return torch.jit.load(str(file), map_location=device).eval()
     except (RuntimeError, ValueError) as exc:
         raise ModelError(f"i3d_kinetics400: {str(file)!r} is not a loadable TorchScript file ({str(exc).splitlines()[0][:200]})") from exc
+
+
+def load_c3d(path: str | os.PathLike | None = None, sha256: str | None = None, cache_dir=None, download: bool = True,
+             device="cpu", callback=None) -> torch.jit.ScriptModule:
+    """The C3D UCF-101 TorchScript of video IS, loaded only after its sha256 matched the pinned one."""
+    file = resolve_metric_file("c3d_ucf101", path, sha256, cache_dir, download, callback)
+    try:
+        return torch.jit.load(str(file), map_location=device).eval()
+    except (RuntimeError, ValueError) as exc:
+        raise ModelError(f"c3d_ucf101: {str(file)!r} is not a loadable TorchScript file ({str(exc).splitlines()[0][:200]})") from exc
 
 
 def check_option(key: str, value: str | None) -> str | None:

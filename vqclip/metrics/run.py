@@ -55,6 +55,7 @@ class EvalReport:
     scene_starts: list[int] = field(default_factory=list)
     prompts: list[str] = field(default_factory=list)  # per frame, "text (x0.50) | ..."
     inception_score: tuple[float, float] | None = None  # (mean, std) of the frame IS, 2015 Inception
+    video_inception_score: float | None = None  # IS of the video's 16-frame clips under C3D UCF-101
     fvd: FVDResult | None = None
     notes: list[str] = field(default_factory=list)
     json_path: Path | None = None
@@ -78,6 +79,8 @@ class EvalReport:
             parts.append(f"flicker {self.flicker:.2f}")
         if self.inception_score is not None:
             parts.append(f"IS {self.inception_score[0]:.3f}")
+        if self.video_inception_score is not None:
+            parts.append(f"video IS {self.video_inception_score:.3f}")
         if self.fvd is not None:
             parts.append(f"FVD {self.fvd.fvd:.1f} ({self.fvd.clips_a} vs {self.fvd.clips_b} clips)")
         return ", ".join(parts)
@@ -205,6 +208,8 @@ def evaluate_runs(
     i3d: str | os.PathLike | None = None,
     i3d_sha256: str | None = None,
     inception_path: str | os.PathLike | None = None,
+    c3d: str | os.PathLike | None = None,
+    c3d_sha256: str | None = None,
     device: str = "cpu",
     cache_dir: str | os.PathLike | None = None,
     callback: Callable[[dict], Any] | None = None,
@@ -240,7 +245,21 @@ def evaluate_runs(
                 r.notes.append(f"frame IS from {r.frames} frames of one video: IS needs thousands of varied images to "
                                "compare with published numbers; here it only says how varied and confident the frames are")
 
-    # 4. Optional: FVD of the runs against the reference set.
+    # 4. Optional: video IS over each video's 16-frame clips (C3D UCF-101; a TorchScript only run with a pinned hash).
+    if c3d is not None or c3d_sha256 is not None:
+        from vqclip.metrics.extractors import load_c3d
+        from vqclip.metrics.inception import inception_score
+        from vqclip.metrics.scores import c3d_probs, video_clips
+
+        detector = load_c3d(c3d, c3d_sha256, cache_dir=cache_dir, device=device, callback=callback)
+        for v, r in zip(videos, reports):
+            clips, padded = video_clips(v.frames, FVD_CLIP_FRAMES)
+            r.video_inception_score = inception_score(c3d_probs(detector, clips, device))[0]
+            r.notes.append(f"video IS from {len(clips)} clip(s) of one video{' (padded)' if padded else ''}: papers use "
+                           "thousands of clips (2048-10000); with one clip it is 1 by definition")
+        del detector
+
+    # 5. Optional: FVD of the runs against the reference set.
     if refs is not None:
         from vqclip.metrics.extractors import load_i3d
 
@@ -250,7 +269,7 @@ def evaluate_runs(
             r.fvd = result
             r.notes.append(result.note)
 
-    # 5. eval.json + eval.png beside each run.
+    # 6. eval.json + eval.png beside each run.
     if write:
         reports = [write_report(r, v.out_dir, v.stem) for r, v in zip(reports, videos)]
     return reports

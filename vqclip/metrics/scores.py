@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from vqclip.errors import ConfigError
 
-__all__ = ["clip_embeddings", "clip_scores", "frame_consistency", "flicker", "video_clips", "i3d_features", "frames_to_tensor01"]
+__all__ = ["clip_embeddings", "clip_scores", "frame_consistency", "flicker", "video_clips", "i3d_features", "c3d_probs", "frames_to_tensor01"]
 
 
 def frames_to_tensor01(frames: np.ndarray) -> torch.Tensor:
@@ -78,6 +78,16 @@ def video_clips(frames: np.ndarray, length: int = 16) -> tuple[list[np.ndarray],
         return [frames[i:i + length] for i in range(0, len(frames) - length + 1, length)], False
     pad = np.repeat(frames[-1:], length - len(frames), axis=0)
     return [np.concatenate([frames, pad])], True
+
+
+@torch.no_grad()
+def c3d_probs(detector, clips: list[np.ndarray], device="cpu", batch: int = 4) -> np.ndarray:
+    """(N, 101) UCF-101 class probabilities of (T,H,W,3) uint8 clips, called as StyleGAN-V's video IS does (uint8 in)."""
+    out = []
+    for i in range(0, len(clips), batch):
+        x = torch.from_numpy(np.stack(clips[i:i + batch])).to(device).permute(0, 4, 1, 2, 3).contiguous()  # (B,3,T,H,W) uint8
+        out.append(detector(x).detach().double().cpu().numpy())
+    return np.concatenate(out)
 
 
 @torch.no_grad()
