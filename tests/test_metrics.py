@@ -332,3 +332,31 @@ def test_video_inception_score_uses_the_pinned_c3d_over_16_frame_clips(tmp_path)
     (report,) = evaluate_runs([frames], clip="toy", c3d=c3d, c3d_sha256=_sha(c3d.read_bytes()), write=False)
     assert 1.0 <= report.video_inception_score <= 2.0 + 1e-9  # two clips: at most 2 classes
     assert any("2 clip(s)" in n for n in report.notes)
+
+
+def test_a_video_file_is_read_and_its_report_goes_beside_it(tmp_path):
+    from vqclip.metrics.run import evaluate_runs
+    from vqclip.video import write_video
+
+    frames = [np.full((32, 48, 3), (20 * i, 0, 200), dtype=np.uint8) for i in range(6)]
+    path = write_video(frames, tmp_path / "clip.mp4", fps=6, quality="lossless")
+    (report,) = evaluate_runs([path], clip="toy", prompt="a red circle on a blue background")
+    assert report.frames == 6 and len(report.flicker_per_pair) == 5
+    assert 5 < report.flicker < 8.5  # red steps by 20 levels a frame in one channel of three: ~6.7 after yuv420p
+    assert report.json_path == tmp_path / "clip.eval.json" and report.plot_path == tmp_path / "clip.eval.png"
+
+
+def test_fvd_of_runs_against_a_reference_folder_through_the_cli(tmp_path, i3d_bytes, capsys):
+    from vqclip.cli import main
+
+    i3d = tmp_path / "i3d.pt"
+    i3d.write_bytes(i3d_bytes)
+    for name, seed in (("run_a", 1), ("run_b", 2), ("ref/one", 3), ("ref/two", 4)):
+        _write_frames(tmp_path / name, 16, size=24, seed=seed)
+    args = ["eval", str(tmp_path / "run_a"), str(tmp_path / "run_b"), "--clip", "toy", "--prompt", "a red circle",
+            "--reference", str(tmp_path / "ref"), "--i3d", str(i3d)]
+    assert main(args) == 2 and "--i3d-sha256" in capsys.readouterr().err  # the hash must be confirmed
+    assert main(args + ["--i3d-sha256", _sha(i3d_bytes)]) == 0
+    data = json.loads((tmp_path / "run_a" / "eval.json").read_text())
+    assert data["fvd"]["clips_a"] == 2 and data["fvd"]["clips_b"] == 2 and data["fvd"]["fvd"] >= 0
+    assert "FVD" in capsys.readouterr().out
