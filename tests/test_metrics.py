@@ -103,7 +103,7 @@ def server(monkeypatch):
     files: dict[str, bytes] = {}
     asked: list[str] = []
 
-    def fake_open(url, start):
+    def fake_open(url, start, *timeout):
         asked.append(url)
         if url not in files:
             import urllib.error

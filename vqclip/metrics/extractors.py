@@ -8,6 +8,7 @@ refuses and prints the file's hash, so trusting it is an explicit decision.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,14 +40,18 @@ def _registry_file() -> Path:
 
 
 def metric_entries() -> dict[str, MetricModel]:
-    """Every feature extractor in metrics.yaml, by name."""
+    """Every feature extractor in metrics.yaml (the registry's schema: kind, models: [entries]), by name."""
     import yaml
 
+    data = yaml.safe_load(_registry_file().read_text(encoding="utf-8")) or {}
     out = {}
-    for raw in yaml.safe_load(_registry_file().read_text(encoding="utf-8")) or []:
+    for raw in data.get("models") or []:
         (f,) = raw["files"]  # each extractor is one file
-        remote = RemoteFile(f["name"], tuple(f.get("urls") or ()), f.get("size"), f.get("sha256"), f.get("size"), check="none")
-        out[raw["name"]] = MetricModel(raw["name"], remote, raw["format"], raw.get("licence", ""), raw.get("notes", ""))
+        # "any"/"state_dict": the registry's content checks; vqclip.metrics checks the sha256 and loads the file itself
+        remote = RemoteFile(filename=f["name"], urls=tuple(f.get("urls") or ()), size=f.get("size"), sha256=f.get("sha256"),
+                            approx_bytes=f.get("approx_size") or f.get("size"), check=f.get("check", "any"))
+        out[raw["name"]] = MetricModel(raw["name"], remote, (raw.get("arch") or {}).get("format", "state_dict"),
+                                       raw.get("licence", ""), raw.get("notes", ""))
     return out
 
 
@@ -77,7 +82,7 @@ def resolve_metric_file(name: str, path: str | os.PathLike | None = None, sha256
             raise ModelError(f"{name}: file {str(local)!r} does not exist; give the path of {entry.file.filename}")
         _check_pin(name, local, pinned, entry)
         return local
-    remote = RemoteFile(entry.file.filename, entry.file.urls, entry.file.size, pinned, entry.file.approx_bytes, check="none")
+    remote = dataclasses.replace(entry.file, sha256=pinned)
     if entry.format == "torchscript" and pinned is None:
         raise ModelError(
             f"{name}: no sha256 is published for {entry.file.filename}, and a TorchScript file is code, so vqclip does not "
@@ -87,15 +92,27 @@ def resolve_metric_file(name: str, path: str | os.PathLike | None = None, sha256
     dest = _cache_dir(cache_dir) / entry.file.filename
     if not download and not dest.is_file():
         raise ModelError(f"{name}: {entry.file.filename} is not in {dest.parent} and downloads are off")
-    if callback is not None:
-        callback({"event": "download", "name": entry.file.filename, "bytes": 0, "total": entry.file.size})
     try:
-        got = fetch_file(remote, dest, progress=False)
+        got = _fetch(remote, dest, name, callback)
     except DownloadError as exc:
         raise DownloadError(f"{name}: {exc}; or download it by hand into {dest.parent}") from exc
+    return got
+
+
+def _fetch(remote: RemoteFile, dest: Path, name: str, callback) -> Path:
+    """fetch_file with the progress route it has: download events through `callback`, never a bar from here."""
+    import inspect
+
+    # the registry rework gives fetch_file a callback (download events) in place of its own tqdm bar
+    if "callback" in inspect.signature(fetch_file).parameters:
+        return fetch_file(remote, dest, callback=callback, model=name)
+    size = remote.size or remote.approx_bytes
     if callback is not None:
-        size = got.stat().st_size
-        callback({"event": "download", "name": entry.file.filename, "bytes": size, "total": size})
+        callback({"event": "download", "name": name, "file": remote.filename, "bytes": 0, "total": size})
+    got = fetch_file(remote, dest, progress=False)
+    if callback is not None:
+        done = got.stat().st_size
+        callback({"event": "download", "name": name, "file": remote.filename, "bytes": done, "total": done})
     return got
 
 
