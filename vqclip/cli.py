@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inception-weights", default=None, metavar="PATH", help="a local weights-inception-2015-12-05-6726825d.pth")
     p.add_argument("--c3d", default=None, metavar="PATH", help="a local c3d_ucf101.pt: video IS of 16-frame clips (TorchScript: needs --c3d-sha256)")
     p.add_argument("--c3d-sha256", default=None, metavar="HEX", help="the sha256 you trust for the C3D file (none is published)")
-    p.add_argument("--device", default="cpu", help="cpu | cuda (default cpu)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda[:N]")
     p.add_argument("--cache-dir", default=None, help="where models live (default $VQCLIP_CACHE or ~/.cache/vqclip)")
     p.set_defaults(func=_cmd_eval)
 

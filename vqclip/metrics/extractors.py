@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -135,7 +136,7 @@ def load_inception(name: str = "inception_2015", path: str | os.PathLike | None 
     file = resolve_metric_file(name, path, sha256, cache_dir, download, callback)
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)  # tensors only: nothing in it can run
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user-facing problem
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
         raise ModelError(f"{name}: {str(file)!r} is not a readable state_dict ({type(exc).__name__}: {exc})") from exc
     net = build_inception_2015()
     try:

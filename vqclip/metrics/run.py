@@ -210,7 +210,7 @@ def evaluate_runs(
     inception_path: str | os.PathLike | None = None,
     c3d: str | os.PathLike | None = None,
     c3d_sha256: str | None = None,
-    device: str = "cpu",
+    device: str = "auto",
     cache_dir: str | os.PathLike | None = None,
     callback: Callable[[dict], Any] | None = None,
     write: bool = True,
@@ -218,8 +218,10 @@ def evaluate_runs(
     """Evaluate several runs with one judge; with `reference`, FVD of the runs (as one set) against it."""
     from vqclip.metrics.video import load_video
     from vqclip.models.clip import load_perceptor
+    from vqclip.production.precision import resolve_device
 
     # 1. Check inputs and read every video before loading any model.
+    device = resolve_device(str(device))
     if not sources:
         raise ConfigError("eval: give at least one RUN_DIR (a render folder, a folder of frames, or a video file)")
     videos = [load_video(s, prompt) for s in sources]
@@ -275,7 +277,7 @@ def evaluate_runs(
     return reports
 
 
-def evaluate(run_dir: str | os.PathLike, prompt: str | None = None, clip: str | dict = DEFAULT_CLIP, device: str = "cpu",
+def evaluate(run_dir: str | os.PathLike, prompt: str | None = None, clip: str | dict = DEFAULT_CLIP, device: str = "auto",
              callback: Callable[[dict], Any] | None = None, **options: Any) -> EvalReport:
     """Evaluate one render folder, frame folder or video file; writes eval.json and eval.png beside it."""
     return evaluate_runs([run_dir], prompt=prompt, clip=clip, device=device, callback=callback, **options)[0]
