@@ -53,18 +53,25 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from vqclip.metrics.extractors import check_option
     from vqclip.metrics.run import evaluate_runs
-    from vqclip.progress import auto_bar
+    from vqclip.progress import console_bar
 
     bars: dict = {}
 
     def progress(event: dict) -> None:
-        if event.get("event") != "eval":
+        # eval stages and feature-extractor downloads as console bars (the core only emits events)
+        if event.get("event") == "eval":
+            key, done, total = ("eval", event["run"], event["stage"]), event["done"], event["total"]
+            desc = f"{event['stage']} {event['run']}"[-60:]
+        elif event.get("event") == "download":
+            key, done, total = ("download", event.get("file") or event.get("name")), int(event.get("bytes") or 0), event.get("total")
+            desc = f"download {key[1]}"
+        else:
             return
-        key = (event["run"], event["stage"])
         if key not in bars:
-            bars[key] = auto_bar(total=event["total"], desc=f"{event['stage']} {event['run']}"[-60:], leave=False)
-        bar = bars[key]
-        bar.update(event["done"] - bar.n)
+            unit = {"unit": "B", "unit_scale": True, "unit_divisor": 1024} if key[0] == "download" else {}
+            bars[key] = console_bar(total=total, desc=desc, leave=False, **unit)
+        if done > bars[key].n:
+            bars[key].update(done - bars[key].n)
 
     try:
         reports = evaluate_runs(
