@@ -1,6 +1,7 @@
 """Train the toy diffusion pack (a tiny Stable Diffusion + AnimateDiff motion adapter) on synthetic scenes, on a CPU.
 
     python -m tools.train_toy_diffusion vae       # AutoencoderKL, 64x64 -> 4x16x16
+    python -m tools.train_toy_diffusion decoder   # (optional) fine-tune its decoder on whole frames
     python -m tools.train_toy_diffusion sd        # tokenizer + CLIPTextModel + UNet2DConditionModel, jointly
     python -m tools.train_toy_diffusion motion    # MotionAdapter on moving clips, the UNet frozen
     python -m tools.train_toy_diffusion eval      # text-to-image on the held-out captions, ranked by the toy CLIP
@@ -347,6 +348,48 @@ def train_vae(cfg: TrainVaeConfig, log=print):
         return vae
 
 
+@dataclass
+class TrainDecoderConfig:
+    """Settings of the decoder fine-tune: whole frames, the encoder frozen, so trained latents stay valid."""
+
+    steps: int = 300
+    batch_size: int = 8
+    lr: float = 5e-4
+    warmup: int = 20
+    n_train: int = 4000
+    seed: int = 1  # other scenes than the first stage's
+    threads: int = 1
+
+
+def finetune_decoder(cfg: TrainDecoderConfig, vae, log=print):
+    """Fine-tune the VAE decoder on whole 64x64 frames (the encoder, and so the UNet's latents, untouched)."""
+    with reproducible(cfg.seed, cfg.threads) as g:
+        images, _ = scene_pool(cfg.n_train, cfg.seed)
+        latents = encode_latents(vae, images)
+        pool = torch.from_numpy(images)
+        params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+        vae.requires_grad_(False)
+        for p in params:
+            p.requires_grad_(True)
+        vae.decoder.train()
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+        start = time.time()
+        for step in range(cfg.steps):
+            lr = _lr(cfg.lr, step, cfg.steps, cfg.warmup)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            idx = torch.randint(0, len(pool), (cfg.batch_size,), generator=g)
+            x = to_model(pool[idx].numpy())
+            rec = vae.decode(latents[idx]).sample
+            loss = F.l1_loss(rec, x) + F.mse_loss(rec, x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if step % 50 == 0 or step == cfg.steps - 1:
+                log(_log_line(step, loss.item(), lr, start))
+        return vae.eval().requires_grad_(False)
+
+
 # ---------------------------------------------------------------- stage 2: text encoder + UNet
 
 @dataclass
@@ -358,13 +401,14 @@ class TrainSdConfig:
     lr: float = 1e-3
     warmup: int = 100
     uncond_p: float = 0.1  # the caption is replaced by "" this often (classifier-free guidance)
+    text_lr_scale: float = 1.0
     n_train: int = 12000
     seed: int = 0
     threads: int = 1
 
 
-def train_sd(cfg: TrainSdConfig, vae, tokenizer, log=print):
-    """Train CLIPTextModel + UNet2DConditionModel from scratch on VAE latents of the non-held-out scenes."""
+def train_sd(cfg: TrainSdConfig, vae, tokenizer, log=print, init: tuple | None = None):
+    """Train CLIPTextModel + UNet2DConditionModel on VAE latents of the non-held-out scenes (from scratch, or from `init`)."""
     from transformers import CLIPTextModel
 
     with reproducible(cfg.seed, cfg.threads) as g:
@@ -373,17 +417,23 @@ def train_sd(cfg: TrainSdConfig, vae, tokenizer, log=print):
         captions = ["", *all_captions()]  # row 0: the unconditional caption
         caption_id = torch.tensor([captions.index(s.caption) for s in scenes])
         tokens = tokenize(tokenizer, captions)
-        text_encoder = CLIPTextModel(text_encoder_config(tokenizer)).train()
-        unet = build_unet().train()
+        if init is None:
+            text_encoder, unet = CLIPTextModel(text_encoder_config(tokenizer)), build_unet()
+        else:
+            text_encoder, unet = init
+        text_encoder.train().requires_grad_(True)
+        unet.train().requires_grad_(True)
         scheduler = build_scheduler()
         alphas = scheduler.alphas_cumprod.float()
         params = list(unet.parameters()) + list(text_encoder.parameters())
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
+        # the text encoder learns faster: from scratch, its words must separate before the UNet can use them
+        groups = [{"params": list(unet.parameters()), "scale": 1.0}, {"params": list(text_encoder.parameters()), "scale": cfg.text_lr_scale}]
+        opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=0.01)
         start = time.time()
         for step in range(cfg.steps):
             lr = _lr(cfg.lr, step, cfg.steps, cfg.warmup)
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group["scale"]
             idx = torch.randint(0, len(latents), (cfg.batch_size,), generator=g)
             ids = torch.where(torch.rand(cfg.batch_size, generator=g) < cfg.uncond_p, 0, caption_id[idx])
             unique, inverse = torch.unique(ids, return_inverse=True)
@@ -536,9 +586,11 @@ def _size_mb(folder: Path) -> float:
 def main(argv: list[str] | None = None) -> int:
     """Command line: train one stage and write it into the diffusers folder, or evaluate the folder."""
     parser = argparse.ArgumentParser(prog="python -m tools.train_toy_diffusion", description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=("vae", "sd", "motion", "eval"))
+    parser.add_argument("stage", choices=("vae", "decoder", "sd", "motion", "eval"))
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="the diffusers folder (read and written)")
     parser.add_argument("--steps", type=int, default=None, help="override the stage's step count")
+    parser.add_argument("--seed", type=int, default=None, help="sd --resume: the round's data and noise seed (default 1)")
+    parser.add_argument("--resume", action="store_true", help="sd: continue from the saved text encoder + UNet")
     parser.add_argument("--threads", type=int, default=1, help="1: on a shared 2-core CPU two threads spin-wait (5x slower)")
     parser.add_argument("--sheet", type=Path, default=None, help="eval: write a PNG contact sheet of the samples")
     args = parser.parse_args(argv)
@@ -550,11 +602,21 @@ def main(argv: list[str] | None = None) -> int:
         vae = train_vae(cfg)
         save_fp16(vae, out / "vae")
         _report_vae(load_components(out, ("vae",))["vae"])
+    elif args.stage == "decoder":
+        cfg = TrainDecoderConfig(threads=args.threads, **({"steps": args.steps} if args.steps else {}))
+        vae = finetune_decoder(cfg, load_components(out, ("vae",))["vae"])
+        save_fp16(vae, out / "vae")
+        _report_vae(load_components(out, ("vae",))["vae"])
     elif args.stage == "sd":
         cfg = TrainSdConfig(threads=args.threads, **({"steps": args.steps} if args.steps else {}))
         tokenizer = build_tokenizer(out / "tokenizer")
         vae = load_components(out, ("vae",))["vae"]
-        text_encoder, unet, scheduler = train_sd(cfg, vae, tokenizer)
+        init = None
+        if args.resume:  # a second round from the saved weights, on scenes of another seed
+            c = load_components(out, ("text_encoder", "unet"))
+            init = (c["text_encoder"], c["unet"])
+            cfg = dataclasses.replace(cfg, seed=args.seed or 1, warmup=50, text_lr_scale=3.0)
+        text_encoder, unet, scheduler = train_sd(cfg, vae, tokenizer, init=init)
         save_fp16(text_encoder, out / "text_encoder")
         save_fp16(unet, out / "unet")
         scheduler.save_pretrained(out / "scheduler")
