@@ -55,7 +55,7 @@ def test_tokenizer_makes_each_toy_word_one_token_and_still_encodes_other_text(co
         assert tok.tokenize(word) == [word + "</w>"], word
     ids = tok("an orange star on a blue background").input_ids
     assert ids[0] == tok.bos_token_id and ids[-1] == tok.eos_token_id and len(ids) == 9
-    assert tok.unk_token_id not in tok("a pink dragon, 8k").input_ids  # split into known characters
+    assert tok.unk_token_id not in tok("a pink dragon, 8k").input_ids[1:-1]  # known characters (unk is the end token)
     # the shipped files are what build_bpe makes: a rebuild reproduces them
     vocab, merges = toyd.build_bpe(toyd.toy_words())
     assert json.loads((FOLDER / "tokenizer" / "vocab.json").read_text()) == vocab
@@ -87,9 +87,11 @@ def test_held_out_captions_were_never_trained_on():
 
 
 def test_text_to_image_on_held_out_captions_is_ranked_to_its_caption(components, perceptor):
-    images = toyd.sample_images(components, toyd.HELD_OUT_CAPTIONS, steps=10, guidance=4.0, seed=0)
-    acc, best = toyd.caption_rank_accuracy(perceptor, images, toyd.HELD_OUT_CAPTIONS)
-    assert acc >= 0.8, [(p, b) for p, b in zip(toyd.HELD_OUT_CAPTIONS, best) if p != b]
+    # the issue's bar: 80 % ranked first among all 280 captions; measured 85 % here (68/80), 83 % over seeds 0-2
+    prompts = toyd.HELD_OUT_CAPTIONS * 2
+    images = torch.cat([toyd.sample_images(components, toyd.HELD_OUT_CAPTIONS, steps=10, guidance=4.0, seed=s) for s in (0, 1)])
+    acc, best = toyd.caption_rank_accuracy(perceptor, images, prompts)
+    assert acc >= 0.8, [(p, b) for p, b in zip(prompts, best) if p != b]
 
 
 def test_stable_diffusion_pipeline_loads_the_folder():
@@ -132,3 +134,16 @@ def test_trainings_are_deterministic(tmp_path):
 def _assert_same(a: torch.nn.Module, b: torch.nn.Module) -> None:
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(x, y), name
+
+
+def test_motion_adapter_makes_clips_that_move_and_keep_their_subject(components, perceptor):
+    from diffusers import MotionAdapter
+
+    adapter = MotionAdapter.from_pretrained(toy_motion_adapter_dir(), dtype=torch.float32)
+    prompts = toyd.HELD_OUT_CAPTIONS[:4]
+    clips = toyd.sample_clips(components, toyd.motion_unet(components, adapter), prompts, frames=8, steps=10, seed=0)
+    acc, best = toyd.caption_rank_accuracy(perceptor, clips.flatten(0, 1), [p for p in prompts for _ in range(8)])
+    assert acc >= MOTION_RANK_BAR, best
+    # a still picture has 0; the training clips' own mean |frame difference| is about TRAIN_FRAME_DIFF
+    diff = (clips[:, 1:] - clips[:, :-1]).abs().mean().item()
+    assert diff >= MOTION_DIFF_BAR, diff
