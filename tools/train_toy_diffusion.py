@@ -493,7 +493,7 @@ class TrainMotionConfig:
     threads: int = 1
 
 
-def train_motion(cfg: TrainMotionConfig, vae, text_encoder, tokenizer, unet, log=print):
+def train_motion(cfg: TrainMotionConfig, vae, text_encoder, tokenizer, unet, log=print, adapter=None):
     """Train the MotionAdapter inside UNetMotionModel.from_unet2d(unet, adapter); returns the UNetMotionModel."""
     from diffusers import UNetMotionModel
 
@@ -511,7 +511,7 @@ def train_motion(cfg: TrainMotionConfig, vae, text_encoder, tokenizer, unet, log
         caption_id = torch.tensor([[captions.index(t) for t in clip] for clip in texts])  # (N, F)
         with torch.no_grad():
             embeddings = text_encoder(tokenize(tokenizer, captions)).last_hidden_state
-        model = UNetMotionModel.from_unet2d(unet, build_motion_adapter())
+        model = UNetMotionModel.from_unet2d(unet, adapter if adapter is not None else build_motion_adapter())
         model.freeze_unet2d_params()
         model.train()
         params = [p for p in model.parameters() if p.requires_grad]
@@ -607,9 +607,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stage", choices=("vae", "decoder", "sd", "motion", "eval"))
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="the diffusers folder (read and written)")
     parser.add_argument("--steps", type=int, default=None, help="override the stage's step count")
-    parser.add_argument("--seed", type=int, default=None, help="sd --resume: the round's data and noise seed (default 1)")
+    parser.add_argument("--seed", type=int, default=None, help="--resume: the round's data and noise seed (default 1)")
     parser.add_argument("--offset-noise", type=float, default=None, help="sd, motion: override the offset noise (0.15)")
-    parser.add_argument("--resume", action="store_true", help="sd: continue from the saved text encoder + UNet")
+    parser.add_argument("--resume", action="store_true", help="sd, motion: continue from the saved weights (text encoder + UNet, or the adapter)")
     parser.add_argument("--threads", type=int, default=1, help="1: on a shared 2-core CPU two threads spin-wait (5x slower)")
     parser.add_argument("--sheet", type=Path, default=None, help="eval: write a PNG contact sheet of the samples")
     args = parser.parse_args(argv)
@@ -646,10 +646,13 @@ def main(argv: list[str] | None = None) -> int:
         cfg = TrainMotionConfig(threads=args.threads, **({"steps": args.steps} if args.steps else {}))
         if args.offset_noise is not None:
             cfg = dataclasses.replace(cfg, offset_noise=args.offset_noise)
-        c = load_components(out)
-        model = train_motion(cfg, c["vae"], c["text_encoder"], c["tokenizer"], c["unet"])
-        model.to(torch.float16)
-        model.save_motion_modules(str(out / "motion_adapter"), safe_serialization=True)
+        parts = ("vae", "text_encoder", "tokenizer", "unet", "scheduler") + (("motion_adapter",) if args.resume else ())
+        c = load_components(out, parts)
+        if args.resume:  # a second round from the saved adapter, on clips of another seed
+            cfg = dataclasses.replace(cfg, seed=args.seed or 1, warmup=20)
+        model = train_motion(cfg, c["vae"], c["text_encoder"], c["tokenizer"], c["unet"], adapter=c.get("motion_adapter"))
+        model.save_motion_modules(str(out / "motion_adapter"), safe_serialization=True)  # writes fp32 ...
+        save_fp16(load_components(out, ("motion_adapter",))["motion_adapter"], out / "motion_adapter")  # ... so halve it
     minutes = (time.time() - start) / 60
     if args.stage != "eval":
         print(f"{args.stage}: trained in {minutes:.1f} min; {out} is {_size_mb(out):.1f} MB")
