@@ -193,6 +193,10 @@ def save_fp16(model, folder: Path) -> None:
         model.save_pretrained(folder, safe_serialization=True)
     finally:
         model.to(torch.float32)
+    config = folder / "config.json"  # a reloaded model remembers where it came from: no local paths in the package
+    data = json.loads(config.read_text())
+    if data.pop("_name_or_path", None) is not None:
+        config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def write_model_index(out: Path) -> None:
