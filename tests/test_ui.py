@@ -157,20 +157,29 @@ def test_pre_panel_memory_check_and_largest_size(smoke_env):
 
     smoke_env.gpu = GpuInfo("Small GPU", 5 * GiB, 5 * GiB)
     p = PreProductionPanel(smoke_env, preset="klee_garden")
-    assert p.last_fit is not None and not p.last_fit.fits  # 640x360 needs ~7 GiB
+    assert "checking" in p.memory.value and p.last_fit is None  # the check runs in the background
+    assert p.wait_estimate() is not None and not p.last_fit.fits  # 640x360 needs ~7 GiB
     assert "too big" in p.memory.value and "Small GPU" in p.memory.value
     assert not p.use_largest.disabled
     w, h = p.last_fit.largest
     p.use_largest.click()
     assert (p.width.value, p.height.value) == (w, h) and w * 9 == pytest.approx(h * 16, rel=0.06)
-    assert p.last_fit.fits and p.use_largest.disabled and "fits" in p.memory.value
+    p.width.value = 4096  # a change makes the last answer stale at once, not after the check
+    assert p.last_fit is None and "checking" in p.memory.value and p.use_largest.disabled
+    p.width.value = w
+    assert p.wait_estimate() is not None and p.last_fit.fits and p.use_largest.disabled and "fits" in p.memory.value
 
 
 def test_pre_panel_preview_shows_the_first_frame(smoke_env):
     from vqclip.ui.pre import PreProductionPanel
 
     p = PreProductionPanel(smoke_env, preset="fast_draft", estimate=False)
-    p.preview_button.click()
+    p.preview_button.click()  # renders in the background: the panel answers at once
+    assert p._preview_job is not None
+    p.save_name.value = "while_previewing"
+    p.save_button.click()  # a click while the preview runs acts at once, with the name typed now
+    assert p.saved_path == smoke_env.presets / "while_previewing.yaml"
+    p._preview_job.wait(120)
     assert p.preview_result is not None, p.preview_status.value
     assert len(p.preview_result.frames) == 1
     assert p.preview_image.value[:4] == b"\x89PNG" and "preview done" in p.preview_status.value

@@ -10,8 +10,9 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from vqclip.ui.common import NotebookEnv, preset_data, save_preset_yaml, setup_notebook, smoke_preset
+from vqclip.ui.common import NotebookEnv, error_html, preset_data, save_preset_yaml, setup_notebook, smoke_preset
 from vqclip.ui.compat import image_widget, section, set_image
+from vqclip.ui.jobs import Debouncer, Job
 
 __all__ = ["PreProductionPanel", "STYLE_PHRASES", "SIZE_PRESETS"]
 
@@ -33,6 +34,7 @@ SIZE_PRESETS = {
     "21:9": [(672, 288), (896, 384)],
 }
 PREVIEW_SIDE = 128  # the quick preview renders the first frame with its longest side this big
+ESTIMATE_DELAY = 0.4  # seconds without a change before the memory check runs (typing a width is many changes)
 
 
 def _model_label(name: str, env: NotebookEnv) -> str:
@@ -56,6 +58,8 @@ class PreProductionPanel(widgets.VBox):
         self._estimator = None
         self._estimator_key = None
         self._estimate_on = estimate
+        self._estimates = Debouncer(self._check_fit, ESTIMATE_DELAY)
+        self._preview_job: Job | None = None
         self.last_fit = None  # vqclip.preproduction.estimate.FitReport of the last check
         self.saved_path: Path | None = None
         self.preview_result = None
@@ -99,7 +103,7 @@ class PreProductionPanel(widgets.VBox):
         for w in (self.width, self.height, self.cutn, self.precision):
             w.observe(lambda _: self.update_estimate(), names="value")
         self.use_largest.on_click(lambda _: self.apply_largest())
-        self.preview_button.on_click(lambda _: self.preview())
+        self.preview_button.on_click(lambda _: self.start_preview())
         self.save_button.on_click(lambda _: self.save(self.save_name.value))
 
         super().__init__([
@@ -109,7 +113,7 @@ class PreProductionPanel(widgets.VBox):
             self.aspect, self.size, widgets.HBox([self.width, self.height]),
             section("More settings", [self.cutn, self.precision]),
             self.memory, self.use_largest,
-            widgets.HBox([self.preview_button, self.preview_status]), self.preview_image,
+            self.preview_button, self.preview_status, self.preview_image,
             widgets.HBox([self.save_name, self.save_button]), self.save_status, self.errors,
         ])
         self._on_preset({"new": self.preset.value})
@@ -224,9 +228,21 @@ class PreProductionPanel(widgets.VBox):
     # --- the GPU check --------------------------------------------------------------------------
 
     def update_estimate(self) -> None:
-        """Estimate GPU memory for the current choices against the detected GPU (a T4 when there is none)."""
+        """Check the current choices against the GPU soon, in the background; "checking..." until then."""
         if getattr(self, "_quiet", False) or not self._estimate_on or not hasattr(self, "memory"):
             return
+        self.last_fit = None  # a stale "fits" must not outlive the change that made it wrong
+        self.memory.value = "<i>checking the GPU memory...</i>"
+        self.use_largest.disabled = True
+        self._estimates.trigger()
+
+    def wait_estimate(self, timeout: float = 60.0):
+        """Wait for the pending memory check; return its FitReport (None if it failed)."""
+        self._estimates.wait(timeout)
+        return self.last_fit
+
+    def _check_fit(self) -> None:
+        """Estimate GPU memory for the current choices against the detected GPU (a T4 when there is none)."""
         from vqclip.errors import VqclipError
         from vqclip.preproduction.estimate import Estimator, T4, check_fit
 
@@ -240,7 +256,7 @@ class PreProductionPanel(widgets.VBox):
             gpu = self.env.gpu or T4
             fit = check_fit(self._estimator, self.width.value, self.height.value, self.cutn.value, self.precision.value, gpu=gpu)
         except VqclipError as exc:
-            self.memory.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
+            self.memory.value = error_html(exc)
             return
         self.last_fit = fit
         where = "" if self.env.gpu else " (no GPU here: checked against a Colab T4)"
@@ -277,16 +293,21 @@ class PreProductionPanel(widgets.VBox):
         out.update(video=False, contact_sheet=False, images_interval=max(1, gen["iterations_first_frame"] // 4))
         return data
 
-    def preview(self, background: bool = False):
-        """Render the first frame small; show each preview image as it comes. Returns the RenderResult."""
-        if background:
-            thread = threading.Thread(target=self.preview, daemon=True)
-            thread.start()
-            return thread
-        from vqclip.errors import VqclipError
+    def start_preview(self) -> Job:
+        """Render the first frame small in the background (the buttons stay live); return the Job."""
+        if self._preview_job is not None and self._preview_job.running:
+            return self._preview_job
+        self.preview_status.value = "rendering a preview..."
+        self._preview_job = Job(self._preview)
+        return self._preview_job
+
+    def preview(self):
+        """Render the first frame small and wait for it (clicks still act meanwhile); return the RenderResult."""
+        return self.start_preview().wait()
+
+    def _preview(self):
         from vqclip.production.render import render
 
-        self.preview_status.value = "rendering a preview..."
         # one reused folder (render replaces a finished render's frames), not a new temp dir per click
         out = self.env.out_root / "previews" / "first_frame"
 
@@ -297,8 +318,8 @@ class PreProductionPanel(widgets.VBox):
 
         try:
             self.preview_result = render(self.preview_dict(), out, callback=show)
-        except VqclipError as exc:
-            self.preview_status.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
+        except Exception as exc:  # shown in the panel: a background thread's traceback is easy to miss
+            self.preview_status.value = error_html(exc, prefix="preview: ")
             return None
         self.preview_status.value = f"preview done ({self.preview_result.seconds:.0f} s): {self.preview_result.frames[0]}"
         return self.preview_result
@@ -316,7 +337,7 @@ class PreProductionPanel(widgets.VBox):
         try:
             load_config(data)
         except VqclipError as exc:
-            self.save_status.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
+            self.save_status.value = error_html(exc)
             return None
         fit = self.last_fit
         header = f"saved from the pre-production notebook (based on {self.preset.value})"

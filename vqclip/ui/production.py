@@ -10,8 +10,12 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from vqclip.ui.common import NotebookEnv, preset_data, setup_notebook, smoke_preset
+from vqclip.ui.common import NotebookEnv, error_html, preset_data, setup_notebook, smoke_preset
 from vqclip.ui.compat import image_widget, set_image, video_widget
+from vqclip.ui.jobs import Job
+
+FROM_PANEL = "@pre-production panel"  # the preset choice that means "what the pre-production panel shows now"
+ETA_AFTER = (3, 1.0)  # steps and seconds measured before a rate and ETA are shown (the first steps warm up)
 
 __all__ = ["ProductionPanel", "preset_choices"]
 
@@ -27,17 +31,22 @@ def preset_choices(env: NotebookEnv) -> list[tuple[str, str]]:
 class ProductionPanel(widgets.VBox):
     """Render a preset into ``<out_root>/renders/<name>``; Stop saves the state, Resume continues."""
 
-    def __init__(self, env: NotebookEnv | None = None, preset: str | None = None, name: str | None = None):
+    def __init__(self, env: NotebookEnv | None = None, preset: Any = None, name: str | None = None):
+        """``preset``: a bundled name, a YAML path, or a PreProductionPanel whose current choices are rendered."""
         self.env = env or setup_notebook()
         self.result = None  # the last RenderResult
         self.events: list[str] = []  # event kinds seen, for tests and the curious
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._job: Job | None = None
         self._t0 = 0.0
         self._it0 = 0
+        self.source = None  # a PreProductionPanel when rendering its choices
         choices = preset_choices(self.env)
         values = [v for _, v in choices]
-        if preset is not None and preset not in values:
+        if preset is not None and not isinstance(preset, (str, Path)):
+            self.source, preset = preset, FROM_PANEL
+            choices.insert(0, ("the pre-production panel's choices", FROM_PANEL))
+        elif preset is not None and preset not in values:
             choices.insert(0, (Path(preset).stem, preset))
             values.insert(0, preset)
         if preset is None:  # the newest saved preset, else the paper's example
@@ -69,7 +78,10 @@ class ProductionPanel(widgets.VBox):
         ])
 
     def _default_name(self) -> None:
-        self.name.value = Path(str(self.preset.value)).stem
+        if self.preset.value == FROM_PANEL:
+            self.name.value = self.source.save_name.value.strip() or "render"
+        else:
+            self.name.value = Path(str(self.preset.value)).stem
 
     @property
     def out_dir(self) -> Path:
@@ -80,50 +92,60 @@ class ProductionPanel(widgets.VBox):
         """The validated RenderConfig of the chosen preset (shrunk in smoke mode)."""
         from vqclip.settings.render import load_config
 
-        data = preset_data(self.preset.value)
+        if self.preset.value == FROM_PANEL:
+            data = self.source.preset_dict(smoke=False)
+        else:
+            data = preset_data(self.preset.value)
         return load_config(smoke_preset(data) if self.env.smoke else data)
 
     # --- running ----------------------------------------------------------------------------------
 
-    def start(self, resume: bool = False) -> threading.Thread:
-        """Render in a background thread, so the Stop button stays clickable."""
-        if self._thread is not None and self._thread.is_alive():
+    @property
+    def running(self) -> bool:
+        """True while a render is going."""
+        return self._job is not None and self._job.running
+
+    def start(self, resume: bool = False) -> Job:
+        """Render in a background thread, so Stop and the other buttons stay clickable; return the Job."""
+        if self.running:
             self.message.value = "a render is already running; press Stop first"
-            return self._thread
-        self._thread = threading.Thread(target=self.run, kwargs={"resume": resume}, daemon=True)
-        self._thread.start()
-        return self._thread
+            return self._job
+        self._stop.clear()  # here, not in the thread: a Stop pressed right after Render must not be lost
+        self._job = Job(self._render, resume)
+        return self._job
 
     def wait(self, timeout: float | None = None) -> Any:
-        """Wait for a background render to end; return its result."""
-        if self._thread is not None:
-            self._thread.join(timeout)
+        """Wait for the background render to end (Stop stays clickable meanwhile); return its result."""
+        if self._job is not None:
+            self._job.wait(timeout, on_interrupt=self.stop)
         return self.result
 
     def stop(self) -> None:
         """Ask the render to stop at the next step; its state is saved and Resume continues it."""
         self._stop.set()
-        self.message.value = "stopping after this step..."
+        if self.running:
+            self.message.value = "stopping after this step..."
 
     def run(self, resume: bool = False):
-        """Render in the foreground (a notebook interrupt also stops cleanly and saves the state); return the RenderResult."""
-        from vqclip.errors import VqclipError
+        """Render and wait for it (in "Run all" too, Stop and the notebook's stop button act at once); return the RenderResult."""
+        self.start(resume=resume)
+        return self.wait()
+
+    def _render(self, resume: bool):
         from vqclip.production.render import render
 
-        self._stop.clear()
         self.render_button.disabled = self.resume_button.disabled = True
         self.stop_button.disabled = False
         self.message.value = f"{'resuming' if resume else 'rendering'} into {html.escape(str(self.out_dir))}"
+        self.status.value = "loading the models (the first use downloads them)..."
         self._t0, self._it0 = time.time(), -1
         try:
             cfg = self.config()
             self.result = render(cfg, self.out_dir, callback=self._on_event, resume=resume)
-        except VqclipError as exc:
-            self.message.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
+        except Exception as exc:  # shown in the panel: a background thread's traceback is easy to miss
+            self.message.value = error_html(exc, prefix="render: ")
+            self.status.value = ""
             return None
-        except Exception as exc:  # shown in the panel too: a background thread's traceback is easy to miss
-            self.message.value = f"<span style='color:#b00'>render failed: {html.escape(type(exc).__name__)}: {html.escape(str(exc))}</span>"
-            raise
         finally:
             self.render_button.disabled = self.resume_button.disabled = False
             self.stop_button.disabled = True
@@ -135,17 +157,31 @@ class ProductionPanel(widgets.VBox):
         if kind not in self.events:
             self.events.append(kind)
         if kind == "iteration":
-            done, total = event["total_iteration"], max(1, event["total_iterations"])
-            if self._it0 < 0:
-                self._it0, self._t0 = done - 1, time.time()
-            self.progress.max, self.progress.value = total, min(done, total)
-            rate = (done - self._it0) / max(1e-6, time.time() - self._t0)
-            eta = (total - done) / rate if rate > 0 else float("nan")
-            self.status.value = (f"frame {event['frame'] + 1}/{event['frames']}, step {event['iteration']}/{event['iterations']}, "
-                                 f"loss {event['losses']['total']:.3f} &middot; {rate:.1f} steps/s &middot; ETA {_hms(eta)}")
+            self.status.value = self._progress_line(event)
+        elif kind == "download":
+            total = event.get("total") or 0
+            got = f"{event['bytes'] / 1e6:.0f}" + (f" of {total / 1e6:.0f} MB" if total else " MB")
+            self.status.value = f"downloading {html.escape(str(event['name']))}: {got}"
         elif kind in ("preview", "frame") and event.get("image") is not None:
             set_image(self.preview, event["image"], max_side=384)
         return "stop" if self._stop.is_set() else None
+
+    def _progress_line(self, event: dict) -> str:
+        done, total = event["total_iteration"], max(1, event["total_iterations"])
+        now = time.time()
+        if self._it0 < 0:  # the first step includes model loading and warm-up: measure from its end
+            self._it0, self._t0 = done, now
+        self.progress.max, self.progress.value = total, min(done, total)
+        where = f"frame {event['frame'] + 1}/{event['frames']}, step {event['iteration']}/{event['iterations']}"
+        loss = event.get("losses", {}).get("total")
+        if loss is not None:
+            where += f", loss {loss:.3f}"
+        steps, seconds = done - self._it0, now - self._t0
+        if steps < ETA_AFTER[0] or seconds < ETA_AFTER[1]:
+            return f"{where} &middot; ETA: measuring..."
+        rate = steps / seconds
+        speed = f"{rate:.1f} steps/s" if rate >= 1 else f"{1 / rate:.1f} s/step"
+        return f"{where} &middot; {speed} &middot; ETA {_hms((total - done) / rate)}"
 
     def show_result(self, result) -> None:
         """The contact sheet, the draft video and what to do next."""
@@ -159,8 +195,8 @@ class ProductionPanel(widgets.VBox):
             self.show_video()
         else:
             self.message.value = (f"{result.stop_reason} after {len(result.frames)} frames; the state is saved in "
-                                  f"{html.escape(str(result.out_dir))}. Press Resume (or run <code>panel.run(resume=True)</code>) "
-                                  "to continue, also after a disconnect.")
+                                  f"{html.escape(str(result.out_dir))}. Press Resume to continue, also after a "
+                                  "disconnect (run the cells again, then Resume).")
 
     def show_video(self, width: int = 480):
         """Put the draft video in the panel (and return the player)."""
