@@ -50,7 +50,7 @@ def install_vqclip():
     if not VQCLIP_PIP and importlib.util.find_spec("vqclip") is not None:
         return
     spec = VQCLIP_PIP or (str(clone) if clone else "vqclip @ git+{repo}@{branch}")
-    cmd = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", spec, {widgets}]
+    cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-color", "--disable-pip-version-check", spec, {widgets}]
     if "google.colab" in sys.modules:  # keep Colab's CUDA torch: constrain to its public version (no +cu tag)
         import torch, torchvision
         with open("/tmp/vqclip-constraints.txt", "w") as f:
