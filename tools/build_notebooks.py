@@ -98,7 +98,7 @@ NOTEBOOKS: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
             ("markdown", "## 2. Production: render the choices above (Stop saves the state; Resume continues)"),
             ("code", "prod = ProductionPanel(env, preset=pre)\n"
                      "display(prod)\n"
-                     "result = prod.run()"),
+                     "result = await prod.run_async()  # Stop stays clickable, also in Run all"),
             ("markdown", "## 3. Post-production: speed, fades, title, music, export"),
             ("code", "post = PostProductionPanel(env)\n"
                      "display(post)\n"
@@ -114,7 +114,7 @@ NOTEBOOKS: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
             ("code", "from vqclip.ui import ProductionPanel\n"
                      "panel = ProductionPanel(env, preset=\"fast_draft\")  # your own words: 01_pre_production\n"
                      "display(panel)\n"
-                     "result = panel.run()  # live preview above; the notebook's stop button stops cleanly"),
+                     "result = await panel.run_async()  # live preview above; Stop stays clickable, also in Run all"),
             ("markdown", "## Watch"),
             ("code", WATCH.format(path="result.video")),
         ],
@@ -130,7 +130,7 @@ NOTEBOOKS: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
                      "pre = PreProductionPanel(env, preset=\"klee_garden\")\n"
                      "pre"),
             ("markdown", "Press the buttons above, or run the cells below to do the same."),
-            ("code", "pre.preview();"),
+            ("code", "await pre.preview_async();"),
             ("code", "saved = pre.save(\"my_preset\")\n"
                      "print(saved)"),
         ],
@@ -146,8 +146,8 @@ NOTEBOOKS: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
                      "prod = ProductionPanel(env)\n"
                      "prod"),
             ("markdown", "Or render right here (Stop and the notebook's stop button both stop cleanly and save the "
-                         "state; continue with Resume or `prod.run(resume=True)`):"),
-            ("code", "result = prod.run()"),
+                         "state; continue with Resume or `await prod.run_async(resume=True)`):"),
+            ("code", "result = await prod.run_async()"),
             ("markdown", "## Watch the draft"),
             ("code", WATCH.format(path="result.video")),
         ],
@@ -197,8 +197,9 @@ def colab_links_markdown() -> str:
 
 
 def _cell(kind: str, source: str, name: str, i: int) -> dict:
-    cell = {"cell_type": kind, "id": hashlib.sha1(f"{name}-{i}".encode()).hexdigest()[:8], "metadata": {},
-            "source": source.splitlines(keepends=True)}
+    # the setup cell (i == 1) shows as a form on Colab: its settings, not its code
+    cell = {"cell_type": kind, "id": hashlib.sha1(f"{name}-{i}".encode()).hexdigest()[:8],
+            "metadata": {"cellView": "form"} if i == 1 else {}, "source": source.splitlines(keepends=True)}
     if kind == "code":
         cell.update(execution_count=None, outputs=[])
     return cell

@@ -1,13 +1,15 @@
 """Long work off the kernel's main thread, so clicks (Stop, Save) act at once, in "Run all" too.
 
-A :class:`Job` runs a function in a daemon thread. A cell that must wait for it (``prod.run()`` in
-"Run all") calls :meth:`Job.wait`, which keeps the widgets live while it waits: inside a kernel it
-lets jupyter-ui-poll handle the comm messages queued behind the cell (the button clicks), and holds
-back the cells queued after it until the job is done.
+A :class:`Job` runs a function in a daemon thread. A cell that must wait for it ("Run all" goes on to
+the next cell) awaits :meth:`Job.wait_async`, which keeps the widgets live and holds the cells queued
+after it back until the job is done. How depends on the kernel: ipykernel 7 hands widget messages to
+a cell that awaits; ipykernel 6 (Colab's) queues them behind the cell, so jupyter-ui-poll handles them.
+A plain :meth:`Job.wait` keeps widgets live only on ipykernel 6 (the kernel is busy on 7).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import Any, Callable
@@ -17,10 +19,18 @@ __all__ = ["Job", "in_kernel", "Debouncer"]
 
 def in_kernel() -> bool:
     """True when running inside a Jupyter kernel (where button clicks arrive as comm messages)."""
+    return _kernel() is not None
+
+
+def _kernel():
     from IPython import get_ipython  # ipywidgets depends on IPython
 
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
+    return getattr(get_ipython(), "kernel", None)
+
+
+def _queues_ui_messages() -> bool:
+    """True on kernels that hold widget messages behind a running cell (ipykernel < 7 has do_one_iteration)."""
+    return hasattr(_kernel(), "do_one_iteration")
 
 
 class Job:
@@ -53,7 +63,7 @@ class Job:
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.running and (deadline is None or time.monotonic() < deadline):
             try:
-                if in_kernel():
+                if _queues_ui_messages():
                     self._wait_polling(deadline)
                 else:
                     self.thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
@@ -63,6 +73,29 @@ class Job:
                 on_interrupt()
                 on_interrupt = None  # a second interrupt abandons the wait
         if self.error is not None and not self.running:
+            raise self.error
+        return self.result
+
+    async def wait_async(self, on_interrupt: Callable[[], None] | None = None) -> Any:
+        """Await the end with the widgets live and later cells held back; return the result or raise its error."""
+        while self.running:
+            try:
+                if _queues_ui_messages():
+                    from jupyter_ui_poll import ui_events
+
+                    async with ui_events() as poll:
+                        while self.running:
+                            await poll(20)
+                            await asyncio.sleep(0.05)
+                else:
+                    while self.running:
+                        await asyncio.sleep(0.05)
+            except (KeyboardInterrupt, asyncio.CancelledError):
+                if on_interrupt is None:
+                    raise
+                on_interrupt()
+                on_interrupt = None
+        if self.error is not None:
             raise self.error
         return self.result
 

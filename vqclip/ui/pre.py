@@ -87,7 +87,8 @@ class PreProductionPanel(widgets.VBox):
         self.use_largest = widgets.Button(description="Use the largest size that fits", icon="compress", disabled=True,
                                           layout=widgets.Layout(width="auto"))
         # 4. Preview and save.
-        self.preview_button = widgets.Button(description="Preview first frame", icon="eye", button_style="info")
+        self.preview_button = widgets.Button(description="Preview first frame", icon="eye", button_style="info",
+                                            layout=widgets.Layout(width="auto"))
         self.preview_image = image_widget("256px")
         self.preview_status = widgets.HTML()
         self.save_name = widgets.Text(value="my_preset", description="Save as")
@@ -302,8 +303,12 @@ class PreProductionPanel(widgets.VBox):
         return self._preview_job
 
     def preview(self):
-        """Render the first frame small and wait for it (clicks still act meanwhile); return the RenderResult."""
+        """Render the first frame small and wait for it; return the RenderResult."""
         return self.start_preview().wait()
+
+    async def preview_async(self):
+        """Render the first frame small and await it, the other buttons live meanwhile; return the RenderResult."""
+        return await self.start_preview().wait_async()
 
     def _preview(self):
         from vqclip.production.render import render

@@ -127,9 +127,15 @@ class ProductionPanel(widgets.VBox):
             self.message.value = "stopping after this step..."
 
     def run(self, resume: bool = False):
-        """Render and wait for it (in "Run all" too, Stop and the notebook's stop button act at once); return the RenderResult."""
+        """Render and wait for it; return the RenderResult. In a notebook, ``await panel.run_async()`` keeps Stop live."""
         self.start(resume=resume)
         return self.wait()
+
+    async def run_async(self, resume: bool = False):
+        """Render and await it, Stop and the other buttons live meanwhile ("Run all" waits here); return the RenderResult."""
+        job = self.start(resume=resume)
+        await job.wait_async(on_interrupt=self.stop)
+        return self.result
 
     def _render(self, resume: bool):
         from vqclip.production.render import render
