@@ -253,3 +253,43 @@ def test_post_panel_errors_and_gif(smoke_env, tmp_path):
     assert "none chosen" in post.message.value and post.result is None
     fake_upload(post.music, "notes.txt", b"hello")
     assert "not allowed" in post.music_status.value and post.music_path is None
+
+
+def test_post_panel_per_scene_speed_title_placement_and_colab_download(smoke_env, monkeypatch):
+    import dataclasses
+    import sys
+    import types
+
+    from PIL import Image
+
+    from vqclip.ui.post import PostProductionPanel
+
+    for name in ("dawn", "dusk"):
+        frames = smoke_env.renders / name / "frames"
+        frames.mkdir(parents=True)
+        Image.new("RGB", (48, 32)).save(frames / "000000.png")
+        (smoke_env.renders / name / "settings.yaml").write_text("output: {fps: 12}\n")
+    post = PostProductionPanel(smoke_env)
+    dawn, dusk = str(smoke_env.renders / "dawn"), str(smoke_env.renders / "dusk")
+    post.renders.value = (dawn, dusk)
+    assert len(post.scene_box.children) == 2  # one speed per scene
+    post.speed.value = 2.0  # "all" sets every scene
+    post.scene_speeds[dusk].value = 0.5
+    post.title.value = "The end"
+    post.title_duration.value, post.title_position.value = 6.5, "bottom"
+    data = post.post_dict()
+    assert [s["speed"] for s in data["scenes"]] == [2.0, 0.5]
+    assert data["titles"][0] | {"text": "The end", "duration": 6.5, "position": "bottom"} == data["titles"][0]
+    assert post.download_button.layout.display == "none"  # not on Colab
+
+    got = []
+    colab = types.ModuleType("google.colab")
+    colab.files = types.SimpleNamespace(download=got.append)
+    monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    on_colab = PostProductionPanel(dataclasses.replace(smoke_env, in_colab=True))
+    assert on_colab.download_button.layout.display == "" and on_colab.download_button.disabled
+    on_colab.result = types.SimpleNamespace(path=smoke_env.out_root / "post" / "piece.mp4")
+    on_colab.download_button.disabled = False
+    on_colab.download_button.click()
+    assert got == [str(smoke_env.out_root / "post" / "piece.mp4")]
