@@ -293,3 +293,28 @@ def test_post_panel_per_scene_speed_title_placement_and_colab_download(smoke_env
     on_colab.download_button.disabled = False
     on_colab.download_button.click()
     assert got == [str(smoke_env.out_root / "post" / "piece.mp4")]
+
+
+def test_toy_models_are_named_with_their_size_and_unknown_words_warned(smoke_env, tmp_path, monkeypatch):
+    import dataclasses
+
+    from vqclip.ui.pre import PreProductionPanel
+    from vqclip.ui.production import ProductionPanel
+    from vqclip.ui.toy import unknown_words
+
+    assert unknown_words("A watercolor FOX on a blue background, red star") == ["watercolor", "fox"]
+    p = PreProductionPanel(smoke_env, preset="klee_garden", estimate=False)
+    assert "SMOKE MODE" in p.toy_note.value and " MB" in p.toy_note.value and "Untick SMOKE" in p.toy_note.value
+    p.prompt.value = "a watercolor fox"
+    assert "do not know: watercolor, fox" in p.toy_note.value
+    p.prompt.value = "a red circle on a blue background"
+    assert "do not know" not in p.toy_note.value
+    assert "SMOKE MODE" in ProductionPanel(smoke_env, preset="klee_garden").mode_note.value
+
+    real = dataclasses.replace(smoke_env, smoke=False)  # SMOKE switched off: no toy note for a real preset
+    p = PreProductionPanel(real, preset="klee_garden", estimate=False)
+    assert p.toy_note.value == "" and ProductionPanel(real, preset="klee_garden").mode_note.value == ""
+    p.preset.value = "default"  # the toy preset says so without smoke mode, and warns about unknown words
+    assert "toy models" in p.toy_note.value and "SMOKE" not in p.toy_note.value
+    p.prompt.value = "a fox"
+    assert "do not know: fox" in p.toy_note.value

@@ -95,8 +95,10 @@ class PreProductionPanel(widgets.VBox):
         self.save_button = widgets.Button(description="Save preset", icon="save", button_style="success")
         self.save_status = widgets.HTML()
         self.errors = widgets.HTML()
+        self.toy_note = widgets.HTML()  # says so when the toy models render, and which words they do not know
 
         self.preset.observe(self._on_preset, names="value")
+        self.prompt.observe(lambda _: self.update_toy_note(), names="value")
         self.add_style.on_click(lambda _: self.add_style_phrase(self.style.value))
         self.model.observe(self._on_model, names="value")
         self.aspect.observe(self._on_aspect, names="value")
@@ -109,7 +111,7 @@ class PreProductionPanel(widgets.VBox):
 
         super().__init__([
             widgets.HTML("<h3>Pre-production</h3>"),
-            self.preset, self.preset_info, self.prompt, widgets.HBox([self.style, self.add_style]),
+            self.preset, self.preset_info, self.prompt, self.toy_note, widgets.HBox([self.style, self.add_style]),
             self.model, self.model_info,
             self.aspect, self.size, widgets.HBox([self.width, self.height]),
             section("More settings", [self.cutn, self.precision]),
@@ -136,6 +138,18 @@ class PreProductionPanel(widgets.VBox):
         size = data.get("size") or {}
         self._set_size(int(size.get("width", 640)), int(size.get("height", 384)))
         self._on_model({"new": self.model.value})
+        self.update_toy_note()
+
+    def uses_toy_models(self) -> bool:
+        """True when the render will use the toy models (smoke mode, or a preset that asks for them)."""
+        models = preset_data(self.preset.value).get("models") or {}
+        return self.env.smoke or models.get("vqgan") == "toy"
+
+    def update_toy_note(self) -> None:
+        """Say plainly when the toy models render, their size and the prompt words they do not know."""
+        from vqclip.ui.toy import toy_note_html
+
+        self.toy_note.value = toy_note_html(self.prompt.value, self.env.smoke) if self.uses_toy_models() else ""
 
     @property
     def model_names(self) -> list[str]:

@@ -64,6 +64,13 @@ class ProductionPanel(widgets.VBox):
         self.contact_sheet = image_widget("95%")
         self.video_box = widgets.VBox()
         self.message = widgets.HTML()
+        self.mode_note = widgets.HTML()
+        if self.env.smoke:
+            from vqclip.ui.toy import toy_summary
+
+            self.mode_note.value = (f"<div style='background:#fff6d5;padding:4px 8px'><b>SMOKE MODE</b>: whatever the preset "
+                                    f"says, this renders with the {html.escape(toy_summary())}, at 48x32 with a few steps. "
+                                    "Untick SMOKE in the setup cell and run it again for real renders.</div>")
 
         self.preset.observe(lambda c: self._default_name(), names="value")
         self.render_button.on_click(lambda _: self.start(resume=False))
@@ -71,7 +78,7 @@ class ProductionPanel(widgets.VBox):
         self.stop_button.on_click(lambda _: self.stop())
         self._default_name()
         super().__init__([
-            widgets.HTML("<h3>Production</h3>"), self.preset, self.name,
+            widgets.HTML("<h3>Production</h3>"), self.mode_note, self.preset, self.name,
             widgets.HBox([self.render_button, self.stop_button, self.resume_button]),
             self.progress, self.status, self.preview, self.message,
             widgets.HTML("<b>Contact sheet</b>"), self.contact_sheet, widgets.HTML("<b>Draft video</b>"), self.video_box,
