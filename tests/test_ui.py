@@ -318,3 +318,27 @@ def test_toy_models_are_named_with_their_size_and_unknown_words_warned(smoke_env
     assert "toy models" in p.toy_note.value and "SMOKE" not in p.toy_note.value
     p.prompt.value = "a fox"
     assert "do not know: fox" in p.toy_note.value
+
+
+def test_production_status_shows_downloads_and_a_sane_eta(smoke_env, monkeypatch):
+    import vqclip.ui.production as production
+    from vqclip.ui.common import error_html
+
+    prod = production.ProductionPanel(smoke_env, preset="klee_garden")
+    prod._on_event({"event": "download", "name": "imagenet_f16_16384", "bytes": 120_000_000, "total": 980_000_000})
+    assert prod.status.value == "downloading imagenet_f16_16384: 120 of 980 MB"
+    clock = iter([100.0, 100.001, 100.002, 104.0])  # the 2nd step 1 ms after the 1st: no "1000 steps/s"
+    monkeypatch.setattr(production.time, "time", lambda: next(clock))
+    prod._it0 = -1
+    event = {"event": "iteration", "frame": 0, "frames": 4, "iteration": 1, "iterations": 10, "total_iteration": 1,
+             "total_iterations": 41, "losses": {"total": 0.9}}
+    prod._on_event(event)
+    prod._on_event({**event, "iteration": 2, "total_iteration": 2})
+    assert "ETA: measuring" in prod.status.value and "steps/s" not in prod.status.value
+    prod._on_event({**event, "iteration": 2, "total_iteration": 2})
+    prod._on_event({**event, "iteration": 9, "total_iteration": 9})  # 8 steps in 4 s: 2 steps/s, 32 left
+    assert "2.0 steps/s" in prod.status.value and "ETA 0:16" in prod.status.value
+
+    long = "download failed: " + "the host did not answer; " * 80
+    shown = error_html(long)
+    assert len(shown.split("<details>")[0]) < 400 and "<details>" in shown and long.strip()[:300] in shown

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 __all__ = ["NotebookEnv", "setup_notebook", "in_colab", "smoke_enabled", "smoke_preset", "find_renders",
-           "preset_data", "error_html", "DRIVE_ROOT"]
+           "preset_data", "error_html", "download_line", "DRIVE_ROOT"]
 
 DRIVE_ROOT = "/content/drive/MyDrive/vqclip"  # renders and the model cache on Google Drive: they survive disconnects
 
@@ -168,3 +168,12 @@ def _error_text(exc: BaseException) -> str:
 
     # our own errors are written for people; anything else is a bug: name its type so it can be reported
     return str(exc) if isinstance(exc, VqclipError) else f"{type(exc).__name__}: {exc}"
+
+
+def download_line(event: dict) -> str:
+    """A download event as one status line: "downloading NAME: 120 of 980 MB"."""
+    import html
+
+    total = event.get("total") or 0
+    got = f"{event['bytes'] / 1e6:.0f}" + (f" of {total / 1e6:.0f} MB" if total else " MB")
+    return f"downloading {html.escape(str(event['name']))}: {got}"

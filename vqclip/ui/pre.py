@@ -10,7 +10,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from vqclip.ui.common import NotebookEnv, error_html, preset_data, save_preset_yaml, setup_notebook, smoke_preset
+from vqclip.ui.common import NotebookEnv, download_line, error_html, preset_data, save_preset_yaml, setup_notebook, smoke_preset
 from vqclip.ui.compat import image_widget, section, set_image
 from vqclip.ui.jobs import Debouncer, Job
 
@@ -312,7 +312,7 @@ class PreProductionPanel(widgets.VBox):
         """Render the first frame small in the background (the buttons stay live); return the Job."""
         if self._preview_job is not None and self._preview_job.running:
             return self._preview_job
-        self.preview_status.value = "rendering a preview..."
+        self.preview_status.value = "loading the models for a preview (the first use downloads them)..."
         self._preview_job = Job(self._preview)
         return self._preview_job
 
@@ -331,9 +331,12 @@ class PreProductionPanel(widgets.VBox):
         out = self.env.out_root / "previews" / "first_frame"
 
         def show(event: dict) -> None:
-            if event["event"] in ("preview", "frame") and event.get("image") is not None:
+            if event["event"] == "download":
+                self.preview_status.value = download_line(event)
+            elif event["event"] == "iteration":
+                self.preview_status.value = f"preview: step {event['iteration']}/{event['iterations']}"
+            elif event["event"] in ("preview", "frame") and event.get("image") is not None:
                 set_image(self.preview_image, event["image"], max_side=256)
-                self.preview_status.value = f"step {event['iteration']}"
 
         try:
             self.preview_result = render(self.preview_dict(), out, callback=show)

@@ -10,7 +10,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from vqclip.ui.common import NotebookEnv, error_html, preset_data, setup_notebook, smoke_preset
+from vqclip.ui.common import NotebookEnv, download_line, error_html, preset_data, setup_notebook, smoke_preset
 from vqclip.ui.compat import image_widget, set_image, video_widget
 from vqclip.ui.jobs import Job
 
@@ -172,9 +172,7 @@ class ProductionPanel(widgets.VBox):
         if kind == "iteration":
             self.status.value = self._progress_line(event)
         elif kind == "download":
-            total = event.get("total") or 0
-            got = f"{event['bytes'] / 1e6:.0f}" + (f" of {total / 1e6:.0f} MB" if total else " MB")
-            self.status.value = f"downloading {html.escape(str(event['name']))}: {got}"
+            self.status.value = download_line(event)
         elif kind in ("preview", "frame") and event.get("image") is not None:
             set_image(self.preview, event["image"], max_side=384)
         return "stop" if self._stop.is_set() else None
