@@ -8,6 +8,7 @@ use tiny models written by conftest in the real file formats.
 from __future__ import annotations
 
 import io
+import re
 
 import ipywidgets as widgets
 import pytest
@@ -208,12 +209,16 @@ def test_production_render_stop_resume_and_post(smoke_env):
     assert result is not None, prod.message.value
     assert not result.completed and result.stop_reason == "stopped" and len(result.frames) == 1
     assert "Resume" in prod.message.value and (prod.out_dir / "resume.pt").is_file()
+    assert re.search(r"stopped \([01] steps? after Stop\)", prod.message.value), prod.message.value
     assert prod.contact_sheet.value[:4] == b"\x89PNG"
 
     prod._on_event = original
-    prod.render_button.click()  # not resume: refuses to overwrite the unfinished render
-    prod.wait(60)
-    assert "unfinished render" in prod.message.value
+    prod.render_button.click()  # not resume: a new render in a fresh folder, the stopped one kept
+    fresh = prod.wait(120)
+    assert fresh.completed and fresh.out_dir == smoke_env.renders / "zoom_tunnel-2", prod.message.value
+    assert prod.name.value == "zoom_tunnel-2" and "zoom_tunnel holds an earlier render" in prod.message.value
+    assert len(list((smoke_env.renders / "zoom_tunnel" / "frames").glob("*.png"))) == 1  # untouched
+    prod.name.value = "zoom_tunnel"
     prod.resume_button.click()
     result = prod.wait(120)
     assert result.completed and len(result.frames) == 4, prod.message.value
@@ -269,6 +274,11 @@ def test_post_panel_per_scene_speed_title_placement_and_colab_download(smoke_env
         frames.mkdir(parents=True)
         Image.new("RGB", (48, 32)).save(frames / "000000.png")
         (smoke_env.renders / name / "settings.yaml").write_text("output: {fps: 12}\n")
+    song = smoke_env.out_root / "uploads" / "drums.wav"
+    song.parent.mkdir(parents=True)
+    song.write_bytes(wav_bytes())
+    (smoke_env.renders / "dusk" / "settings.yaml").write_text(yaml.safe_dump(
+        {"output": {"fps": 12}, "animation": {"zoom": {"beats": str(song), "base": 1.0, "pulse": 1.1}}}))
     post = PostProductionPanel(smoke_env)
     dawn, dusk = str(smoke_env.renders / "dawn"), str(smoke_env.renders / "dusk")
     post.renders.value = (dawn, dusk)
@@ -277,7 +287,10 @@ def test_post_panel_per_scene_speed_title_placement_and_colab_download(smoke_env
     post.scene_speeds[dusk].value = 0.5
     post.title.value = "The end"
     post.title_duration.value, post.title_position.value = 6.5, "bottom"
+    assert post.use_song.layout.display == "" and "drums.wav" in post.use_song.description  # dusk's zoom follows it
+    post.use_song.click()
     data = post.post_dict()
+    assert data["music"]["path"] == str(song)
     assert [s["speed"] for s in data["scenes"]] == [2.0, 0.5]
     assert data["titles"][0] | {"text": "The end", "duration": 6.5, "position": "bottom"} == data["titles"][0]
     assert post.download_button.layout.display == "none"  # not on Colab

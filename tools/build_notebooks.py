@@ -199,7 +199,8 @@ def colab_links_markdown() -> str:
 def _cell(kind: str, source: str, name: str, i: int) -> dict:
     # the setup cell (i == 1) shows as a form on Colab: its settings, not its code
     cell = {"cell_type": kind, "id": hashlib.sha1(f"{name}-{i}".encode()).hexdigest()[:8],
-            "metadata": {"cellView": "form"} if i == 1 else {}, "source": source.splitlines(keepends=True)}
+            "metadata": {"cellView": "form"} if i == 1 else {},
+            "source": source.splitlines(keepends=True)}
     if kind == "code":
         cell.update(execution_count=None, outputs=[])
     return cell

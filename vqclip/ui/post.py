@@ -17,6 +17,23 @@ AUDIO_SUFFIXES = (".wav", ".mp3", ".ogg", ".flac", ".m4a", ".aac")
 TITLE_POSITIONS = ["center", "top", "bottom", "top-left", "top-right", "bottom-left", "bottom-right"]
 
 
+def _beat_song(render: Path) -> Path | None:
+    """The song a render's motion follows (a beat schedule in its settings.yaml), when the file is still there."""
+    import yaml
+
+    try:
+        anim = (yaml.safe_load((render / "settings.yaml").read_text(encoding="utf-8")) or {}).get("animation") or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    for value in anim.values():
+        if isinstance(value, dict) and value.get("beats"):
+            path = Path(str(value["beats"])).expanduser()
+            path = path if path.is_absolute() else render / path
+            if path.is_file():
+                return path
+    return None
+
+
 class PostProductionPanel(widgets.VBox):
     """Join finished renders into a piece with vqclip.postproduction.run and play it inline."""
 
@@ -40,6 +57,10 @@ class PostProductionPanel(widgets.VBox):
         self.title_position = widgets.Dropdown(options=TITLE_POSITIONS, value="center", description="at")
         self.music = widgets.FileUpload(accept=",".join(AUDIO_SUFFIXES), multiple=False, description="Music")
         self.music_status = widgets.HTML()
+        # a render whose motion follows a song's beats offers that song as the music
+        self.use_song = widgets.Button(description="Use the render's song", icon="music", layout=widgets.Layout(
+            width="auto", display="none"))
+        self.render_song: Path | None = None
         self.volume = widgets.FloatSlider(value=0.8, min=0.0, max=1.5, step=0.05, description="Volume")
         self.output_name = widgets.Text(value="piece", description="Save as")
         self.format = widgets.Dropdown(options=["mp4", "gif", "webm"], value="mp4", description="Format")
@@ -56,6 +77,7 @@ class PostProductionPanel(widgets.VBox):
         self.renders.observe(lambda _: self._scene_rows(), names="value")
         self.speed.observe(lambda c: [setattr(w, "value", c["new"]) for w in self.scene_speeds.values()], names="value")
         self.download_button.on_click(lambda _: self.download())
+        self.use_song.on_click(lambda _: self.choose_render_song())
         self.music.observe(lambda _: self._on_music(), names="value")
         self.export_button.on_click(lambda _: self.export())
         super().__init__([
@@ -65,7 +87,7 @@ class PostProductionPanel(widgets.VBox):
             widgets.HBox([self.transition, self.transition_duration]),
             widgets.HBox([self.fade_in, self.fade_out]), self.title,
             widgets.HBox([self.title_duration, self.title_position]),
-            section("Music", [widgets.HBox([self.music, self.volume]), self.music_status]),
+            section("Music", [widgets.HBox([self.music, self.volume]), self.use_song, self.music_status]),
             widgets.HBox([self.output_name, self.format, self.export_button, self.download_button]), self.message,
             self.player,
         ])
@@ -87,6 +109,16 @@ class PostProductionPanel(widgets.VBox):
                                                 description=Path(src).name[:18], style={"description_width": "initial"})
         self.scene_speeds = keep
         self.scene_box.children = list(keep.values()) if len(keep) > 1 else []  # one scene: "Speed (all)" is its speed
+        self.render_song = next(filter(None, (_beat_song(Path(src)) for src in self.renders.value)), None)
+        self.use_song.layout.display = "" if self.render_song else "none"
+        if self.render_song:
+            self.use_song.description = f"Use the render's song: {self.render_song.name}"
+
+    def choose_render_song(self) -> None:
+        """Play the song the chosen render's motion follows as the piece's music."""
+        if self.render_song is not None:
+            self.music_path = self.render_song
+            self.music_status.value = f"music: {html.escape(self.render_song.name)} (the song the motion follows)"
 
     def _on_music(self) -> None:
         files = uploaded_files(self.music)

@@ -28,11 +28,24 @@ def preset_choices(env: NotebookEnv) -> list[tuple[str, str]]:
     return [(f"{p.stem} (saved)", str(p)) for p in saved] + [(f"{n}: {d[:60]}", n) for n, d in list_presets()]
 
 
+class _ConfigSource:
+    """A RenderConfig given to the panel, shaped like the pre-production panel it otherwise renders from."""
+
+    def __init__(self, data: dict, name: str):
+        self.data, self.save_name = data, widgets.Text(value=name)
+
+    def preset_dict(self, smoke: bool = False) -> dict:
+        """The config as a preset dict (never shrunk here: the production panel shrinks in smoke mode)."""
+        import copy
+
+        return copy.deepcopy(self.data)
+
+
 class ProductionPanel(widgets.VBox):
     """Render a preset into ``<out_root>/renders/<name>``; Stop saves the state, Resume continues."""
 
     def __init__(self, env: NotebookEnv | None = None, preset: Any = None, name: str | None = None):
-        """``preset``: a bundled name, a YAML path, or a PreProductionPanel whose current choices are rendered."""
+        """``preset``: a bundled name, a YAML path, a RenderConfig, or a PreProductionPanel whose current choices are rendered."""
         self.env = env or setup_notebook()
         self.result = None  # the last RenderResult
         self.events: list[str] = []  # event kinds seen, for tests and the curious
@@ -41,9 +54,16 @@ class ProductionPanel(widgets.VBox):
         self._t0 = 0.0
         self._it0 = 0
         self.source = None  # a PreProductionPanel when rendering its choices
+        self.note_earlier = ""  # says which folder a new render did not overwrite
+        self._stop_at: int | None = None
         choices = preset_choices(self.env)
         values = [v for _, v in choices]
-        if preset is not None and not isinstance(preset, (str, Path)):
+        from vqclip.settings.render import RenderConfig, config_to_dict
+
+        if isinstance(preset, RenderConfig):  # a typed config: rendered as it is (shrunk in smoke mode)
+            self.source, preset = _ConfigSource(config_to_dict(preset), name or "render"), FROM_PANEL
+            choices.insert(0, ("the config given", FROM_PANEL))
+        elif preset is not None and not isinstance(preset, (str, Path)):
             self.source, preset = preset, FROM_PANEL
             choices.insert(0, ("the pre-production panel's choices", FROM_PANEL))
         elif preset is not None and preset not in values:
@@ -95,6 +115,15 @@ class ProductionPanel(widgets.VBox):
         """Where this render goes."""
         return self.env.renders / (self.name.value.strip() or "render")
 
+    def fresh_out_dir(self) -> Path:
+        """``out_dir``, or ``name-2``, ``name-3``... when it already holds a render: a new render never replaces one."""
+        base = self.out_dir
+        candidate, n = base, 1
+        while candidate.exists() and any(candidate.iterdir()):
+            n += 1
+            candidate = base.with_name(f"{base.name}-{n}")
+        return candidate
+
     def config(self):
         """The validated RenderConfig of the chosen preset (shrunk in smoke mode)."""
         from vqclip.settings.render import load_config
@@ -113,11 +142,22 @@ class ProductionPanel(widgets.VBox):
         return self._job is not None and self._job.running
 
     def start(self, resume: bool = False) -> Job:
-        """Render in a background thread, so Stop and the other buttons stay clickable; return the Job."""
+        """Render in a background thread, so Stop and the other buttons stay clickable; return the Job.
+
+        A new render goes to a fresh folder (``name-2`` when ``name`` holds one); Resume continues ``name``.
+        """
         if self.running:
             self.message.value = "a render is already running; press Stop first"
             return self._job
+        if not resume:
+            fresh = self.fresh_out_dir()
+            if fresh != self.out_dir:  # the name field follows, so Resume and post find this render
+                self.note_earlier = f"{self.out_dir.name} holds an earlier render, kept as it is"
+                self.name.value = fresh.name
+            else:
+                self.note_earlier = ""
         self._stop.clear()  # here, not in the thread: a Stop pressed right after Render must not be lost
+        self._stop_at = None
         self._job = Job(self._render, resume)
         return self._job
 
@@ -129,9 +169,10 @@ class ProductionPanel(widgets.VBox):
 
     def stop(self) -> None:
         """Ask the render to stop at the next step; its state is saved and Resume continues it."""
-        self._stop.set()
-        if self.running:
+        if self.running and not self._stop.is_set():
+            self._stop_at = self.progress.value  # the step shown when Stop was handled
             self.message.value = "stopping after this step..."
+        self._stop.set()
 
     def run(self, resume: bool = False):
         """Render and wait for it; return the RenderResult. In a notebook, ``await panel.run_async()`` keeps Stop live."""
@@ -147,9 +188,12 @@ class ProductionPanel(widgets.VBox):
     def _render(self, resume: bool):
         from vqclip.production.render import render
 
+        if resume:
+            self.note_earlier = ""
         self.render_button.disabled = self.resume_button.disabled = True
         self.stop_button.disabled = False
-        self.message.value = f"{'resuming' if resume else 'rendering'} into {html.escape(str(self.out_dir))}"
+        earlier = "" if resume or not self.note_earlier else f" ({html.escape(self.note_earlier)})"
+        self.message.value = f"{'resuming' if resume else 'rendering'} into {html.escape(str(self.out_dir))}{earlier}"
         self.status.value = "loading the models (the first use downloads them)..."
         self._t0, self._it0 = time.time(), -1
         try:
@@ -201,11 +245,14 @@ class ProductionPanel(widgets.VBox):
         if result.contact_sheet is not None and Path(result.contact_sheet).is_file():
             set_image(self.contact_sheet, result.contact_sheet)
         if result.completed:
+            earlier = f"; {html.escape(self.note_earlier)}" if self.note_earlier else ""
             self.message.value = (f"done: {len(result.frames)} frames in {result.seconds:.0f} s (seed {result.seed}) "
-                                  f"&rarr; {html.escape(str(result.out_dir))}")
+                                  f"&rarr; {html.escape(str(result.out_dir))}{earlier}")
             self.show_video()
         else:
-            self.message.value = (f"{result.stop_reason} after {len(result.frames)} frames; the state is saved in "
+            lag = self.progress.value - self._stop_at if self._stop_at is not None else None
+            when = f" ({lag} step{'s' if lag != 1 else ''} after Stop)" if lag is not None and result.stop_reason == "stopped" else ""
+            self.message.value = (f"{result.stop_reason}{when} after {len(result.frames)} frames; the state is saved in "
                                   f"{html.escape(str(result.out_dir))}. Press Resume to continue, also after a "
                                   "disconnect (run the cells again, then Resume).")
 

@@ -7,7 +7,7 @@ import re
 __all__ = ["toy_vocabulary", "unknown_words", "toy_summary", "toy_note_html"]
 
 # the caption template's own words ("a red circle on a blue background") and glue words a prompt may use freely
-_GRAMMAR = {"a", "an", "on", "background", "the", "with", "and", "in"}
+_GRAMMAR = {"a", "an", "on", "background", "the", "with", "and", "in", "at", "of", "to", "is", "its"}
 
 
 def toy_vocabulary() -> set[str]:
