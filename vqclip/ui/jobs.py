@@ -14,12 +14,7 @@ import threading
 import time
 from typing import Any, Callable
 
-__all__ = ["Job", "in_kernel", "Debouncer"]
-
-
-def in_kernel() -> bool:
-    """True when running inside a Jupyter kernel (where button clicks arrive as comm messages)."""
-    return _kernel() is not None
+__all__ = ["Job", "Debouncer"]
 
 
 def _kernel():
