@@ -88,10 +88,55 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_presets(args: argparse.Namespace) -> int:
-    from vqclip.settings.render import format_preset_table
+def _bundled_preset(name: str):
+    """The bundled preset file called ``name`` (a Traversable), or one error listing the names."""
+    import importlib.resources
 
-    print(format_preset_table())
+    from vqclip.errors import ConfigError
+    from vqclip.settings.render import list_presets
+
+    names = [n for n, _ in list_presets()]
+    if name not in names:
+        import difflib
+
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"presets copy: no bundled preset {name!r}{hint}; the bundled presets are: {', '.join(names)}")
+    return importlib.resources.files("vqclip.presets") / f"{name}.yaml"
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from vqclip.errors import ConfigError
+    from vqclip.settings.render import list_presets
+
+    if args.action == "copy":
+        if not args.name:
+            raise ConfigError("presets copy: give a preset NAME (see `vqclip presets`), and optionally DEST")
+        source = _bundled_preset(args.name)
+        dest = Path(args.dest or f"{args.name}.yaml").expanduser()
+        if dest.is_dir() or args.dest and args.dest.endswith(("/", "\\")):  # a folder, existing or to be made
+            dest = dest / f"{args.name}.yaml"
+        if dest.exists() and not args.force:
+            raise ConfigError(f"presets copy: {dest} already exists; choose another DEST or add --force to replace it")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(source.read_bytes())
+        print(f"copied {args.name} to {dest}\nedit it, then: vqclip render {dest} -o renders/{dest.stem}")
+        return 0
+    if args.name:
+        raise ConfigError(f"presets: unexpected {args.name!r}; use `vqclip presets` or `vqclip presets copy NAME [DEST]`")
+    import importlib.resources
+
+    folder = importlib.resources.files("vqclip.presets")
+    rows = list_presets()
+    width = max((len(n) for n, _ in rows), default=4)
+    print(f"bundled presets in {folder}:")
+    for name, description in rows:
+        print(f"  {name.ljust(width)}  {description}")
+        print(f"  {''.ljust(width)}  {folder / (name + '.yaml')}")
+    print("\nrender one: vqclip render NAME -o OUT [--set key=value ...]\n"
+          "copy one to edit: vqclip presets copy NAME [DEST]")
     return 0
 
 
@@ -144,7 +189,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for the `vqclip` command."""
+    from vqclip import __version__
+
     parser = argparse.ArgumentParser(prog="vqclip", description="Words to short videos with VQGAN-CLIP.")
+    parser.add_argument("--version", action="version", version=f"vqclip {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("render", help="render frames and a draft video from a preset")
@@ -181,7 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help="where models live (default $VQCLIP_CACHE or ~/.cache/vqclip)")
     p.set_defaults(func=_cmd_eval)
 
-    p = sub.add_parser("presets", help="list the bundled presets")
+    p = sub.add_parser("presets", help="list the bundled presets (with their paths), or copy one to edit")
+    p.add_argument("action", nargs="?", choices=["list", "copy"], default="list")
+    p.add_argument("name", nargs="?", help="copy: the bundled preset's name")
+    p.add_argument("dest", nargs="?", help="copy: a file or folder (default: ./NAME.yaml)")
+    p.add_argument("--force", action="store_true", help="copy: replace DEST if it exists")
     p.set_defaults(func=_cmd_presets)
 
     p = sub.add_parser("doctor", help="check this machine: versions, GPU, ffmpeg, cache, hosts, a toy render")
