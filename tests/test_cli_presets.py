@@ -49,3 +49,15 @@ def test_version(capsys):
         main(["--version"])
     assert exit_.value.code == 0
     assert capsys.readouterr().out.strip() == f"vqclip {__version__}"
+
+
+def test_an_unquoted_colon_in_a_prompt_gets_a_hint_to_add_quotes(tmp_path, capsys):
+    preset = tmp_path / "fox.yaml"
+    preset.write_text("prompts:\n  texts: a red fox: at dawn, watercolor\n", encoding="utf-8")
+    assert main(["render", str(preset), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "line 2" in err
+    assert err.endswith('a colon inside a value needs quotes: texts: "a red fox: at dawn, watercolor"')
+    preset.write_text('prompts:\n  texts: "a red fox: at dawn"\nanimation: {frames: 0}\n', encoding="utf-8")
+    assert main(["render", str(preset), "-o", str(tmp_path / "out")]) == 2
+    assert "quotes" not in capsys.readouterr().err  # quoted: a different problem, no hint

@@ -78,7 +78,7 @@ def test_unknown_keys_get_a_did_you_mean(override, message):
         ("generation.lr=0", "generation.lr: 0 is not allowed; use a number > 0.0"),
         ("generation.cutouts.augmentations=[affine, jiter]", "generation.cutouts.augmentations[1]: 'jiter' is not allowed"),
         ("generation.engine=diffusion", "generation.engine: 'diffusion' is not allowed; use one of vqgan"),
-        ("animation.zoom=0:(1-t)", "animation.zoom: '0:(1-t)' gives 0 at frame 1; a zoom must lie in 0.01..100"),
+        ("animation.zoom=0:(1-t)", "animation.zoom='0:(1-t)': '1-t' gives 0 at frame 1; allowed: 0.01 .. 100"),
         ("animation.border_mode=wrap", "animation.border_mode: 'wrap' is not allowed; use one of reflect, replicate, zeros"),
         ("models.vqgan=imagenet_f16_16385", "models.vqgan: 'imagenet_f16_16385' is not a known model; use one of"),
         ("models.clip=[]", "models.clip: [] is not allowed"),

@@ -1,4 +1,4 @@
-"""tests/test_ui.py again under ipywidgets 7.7.1, the version Colab ships.
+"""tests/test_ui.py and tests/test_ui_controls.py again under ipywidgets 7.7.1, the version Colab ships.
 
 A throwaway venv gets ``ipywidgets==7.7.1`` from PyPI and sees this environment's packages behind its
 own (torch and the rest are not installed twice): ``--system-site-packages`` for the base Python, and a
@@ -53,7 +53,7 @@ def test_ui_tests_pass_under_ipywidgets_7():
                              capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
     assert version == IPYWIDGETS_7
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([str(python), "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests/test_ui.py"],
+    proc = subprocess.run([str(python), "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests/test_ui.py", "tests/test_ui_controls.py"],
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and "failed" not in proc.stdout

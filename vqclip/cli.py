@@ -14,8 +14,10 @@ from vqclip.errors import VqclipError
 
 def _cmd_render(args: argparse.Namespace) -> int:
     from vqclip.production.render import render_cli
+    from vqclip.progress import ConsoleProgress
 
-    return render_cli(args.preset, out=args.out, overrides=args.set or [], resume=args.resume)
+    with ConsoleProgress() as show:
+        return render_cli(args.preset, out=args.out, overrides=args.set or [], resume=args.resume, callback=show)
 
 
 def _cmd_post(args: argparse.Namespace) -> int:

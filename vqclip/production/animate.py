@@ -34,11 +34,11 @@ class Motion:
         return self.zoom == 1.0 and self.angle == 0.0 and self.translation_x == 0.0 and self.translation_y == 0.0
 
 
-def motion_schedule(animation) -> list[Motion]:
-    """One :class:`Motion` per frame from a config's ``animation`` section."""
+def motion_schedule(animation, fps: float | None = None) -> list[Motion]:
+    """One :class:`Motion` per frame from a config's ``animation`` section (beat schedules need ``fps``)."""
     n = animation.frames
     cols = {
-        name: parse_schedule(getattr(animation, name), f"animation.{name}").values(n)
+        name: parse_schedule(getattr(animation, name), f"animation.{name}").values(n, fps=fps)
         for name in ("zoom", "angle", "translation_x", "translation_y")
     }
     return [Motion(*(cols[k][t] for k in ("zoom", "angle", "translation_x", "translation_y"))) for t in range(n)]

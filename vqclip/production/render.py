@@ -64,7 +64,7 @@ def render(
     # 1. Check inputs and open the run folder: the config, the seed, settings.yaml, the resume state.
     run = RunFolder.open(out_dir, config if isinstance(config, RenderConfig) else load_config(config), resume)
     # 2. Device, precision and seeding (global RNGs: kornia's augmentations draw from torch's).
-    ctx = _context(run)
+    ctx = _context(run, emit)
     # 3. Make the frames with the engine's family loop.
     loop = _optimize_frames if get_engine(run.cfg.generation.engine).family == "optimized" else _sample_chunks
     stop_reason, iterations, frame_losses = loop(run, ctx, emit)
@@ -78,7 +78,7 @@ def render(
 # The phases above
 
 
-def _context(run: RunFolder):
+def _context(run: RunFolder, emit=None):
     """Seed every global RNG and describe the run for the engine (device, precision, size, timeline, motion)."""
     from vqclip.production.animate import motion_schedule
     from vqclip.production.engines.base import EngineContext
@@ -93,7 +93,7 @@ def _context(run: RunFolder):
     np.random.seed(seed % 2**32)
     return EngineContext(
         cfg, device, cfg.size.height, cfg.size.width, precision.channels_last, precision=precision, seed=seed,
-        timeline=build_timeline(cfg.prompts, cfg.animation.frames), motions=motion_schedule(cfg.animation),
+        timeline=build_timeline(cfg.prompts, cfg.animation.frames), motions=motion_schedule(cfg.animation, cfg.output.fps), callback=emit,
     )
 
 
@@ -110,7 +110,7 @@ def _optimize_frames(run: RunFolder, ctx, emit) -> tuple[str, int, list[float]]:
     n_frames = cfg.animation.frames
     # a. Models: the generator first (building it draws from the seeded RNG), then the perceptors.
     generator = get_engine(gen.engine).build(ctx)
-    perceptors = _load_perceptors(cfg, ctx.device)
+    perceptors = _load_perceptors(cfg, ctx.device, ctx.callback)
     bank = PromptBank.build(ctx.timeline, perceptors, [p.weight for p in cfg.models.clip], ctx.device)
     objective = get_objective(gen.objective).build(ctx, perceptors, bank)
     model_label = ", ".join([generator.describe()] + [f"clip:{_spec_label(p.spec)}" for p in cfg.models.clip])
@@ -245,11 +245,12 @@ def _sample_chunks(run: RunFolder, ctx, emit) -> tuple[str, int, list[float]]:
     return stop_reason, total_done, []
 
 
-def _load_perceptors(cfg: RenderConfig, device: torch.device) -> list:
-    """Every configured CLIP perceptor, frozen, on ``device``."""
+def _load_perceptors(cfg: RenderConfig, device: torch.device, callback=None) -> list:
+    """Every configured CLIP perceptor, frozen, on ``device`` (downloads report through ``callback``)."""
     from vqclip.models.clip import load_perceptor
 
-    return [load_perceptor(p.spec, device=device, cache_dir=cfg.models.cache_dir) for p in cfg.models.clip]
+    return [load_perceptor(p.spec, device=device, cache_dir=cfg.models.cache_dir, download=cfg.models.download, callback=callback)
+            for p in cfg.models.clip]
 
 
 def _spec_label(spec: str | dict) -> str:
@@ -262,35 +263,12 @@ def _spec_label(spec: str | dict) -> str:
 # The CLI entry
 
 
-def render_cli(preset: str, out: str | None = None, overrides: list[str] | tuple = (), resume: bool = False) -> int:
-    """`vqclip render PRESET [-o OUT] [--set k=v ...] [--resume]` with a tqdm bar; returns the exit code."""
-    from vqclip.progress import console_bar, is_terminal
-
+def render_cli(preset: str, out: str | None = None, overrides: list[str] | tuple = (), resume: bool = False,
+               callback: Callable[[dict], Any] | None = None) -> int:
+    """`vqclip render PRESET [-o OUT] [--set k=v ...] [--resume]`; events go to ``callback`` (the CLI's bars); returns the exit code."""
     cfg = load_config(preset, list(overrides or []))
     out_dir = Path(out) if out else Path("renders") / Path(str(preset)).stem
-    bar = None
-
-    def progress(event: dict) -> None:
-        nonlocal bar
-        if event["event"] == "iteration":
-            if bar is None:
-                # A bar on a terminal; in a log (not a TTY) a line every LOG_INTERVAL_S, not a redraw every step.
-                bar = console_bar(total=event["total_iterations"], initial=event["total_iteration"] - 1, unit="it",
-                                  desc="render", dynamic_ncols=True, file=sys.stderr)
-            bar.update(1)
-            bar.set_postfix(frame=f"{event['frame'] + 1}/{event['frames']}", loss=f"{event['losses']['total']:.3f}", refresh=False)
-        elif event["event"] == "frame" and bar is not None:
-            line = f"frame {event['frame'] + 1}/{event['frames']}: {event['path']}"
-            if is_terminal(sys.stderr):
-                bar.write(line)  # above the live bar
-            else:
-                print(line, flush=True)  # bar.write would clear and redraw the bar in the log for every frame
-
-    try:
-        result = render(cfg, out_dir, callback=progress, resume=resume)
-    finally:
-        if bar is not None:
-            bar.close()
+    result = render(cfg, out_dir, callback=callback, resume=resume)
     if not result.completed:
         how = {"interrupted": "interrupted", "stopped": "stopped", "max_iterations": "stopped at generation.max_iterations"}[result.stop_reason]
         keep = [o for o in overrides or [] if not o.replace(" ", "").startswith("generation.max_iterations=")]

@@ -75,7 +75,21 @@ def read_yaml(source: str | Path, what: str) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{what}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+        raise ConfigError(f"{what}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}{_colon_hint(exc, text)}") from None
+
+
+def _colon_hint(exc: yaml.YAMLError, text: str) -> str:
+    """For an unquoted value with ": " in it (a prompt like ``a fox: at dawn``): how to quote it."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None or getattr(exc, "problem", "") != "mapping values are not allowed here":
+        return ""
+    line = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ""
+    key, sep, value = line.partition(": ")
+    if not sep or not value.strip() or value.lstrip()[:1] in "\"'":
+        return ""
+    quoted = value.strip().replace('"', '\\"')
+    return f'; a colon inside a value needs quotes: {key.strip()}: "{quoted}"'
+
 
 
 # ---------------------------------------------------------------------------------------------- build

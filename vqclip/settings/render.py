@@ -128,10 +128,10 @@ class AnimationConfig:
     """How one frame becomes the start of the next: keyframe schedules, per frame."""
 
     frames: int | None = None  # None = the scenes' total, or 24 without scenes
-    zoom: str = "0:(1.0)"  # scale per frame, >1 zooms in; "0:(1.0), 30:(1.05)" ramps; may use t (frame index)
-    angle: str = "0:(0)"  # rotation per frame in degrees, counter-clockwise
-    translation_x: str = "0:(0)"  # shift per frame in pixels, positive moves the picture right
-    translation_y: str = "0:(0)"  # shift per frame in pixels, positive moves the picture down
+    zoom: str | dict = "0:(1.0)"  # scale per frame, >1 zooms in; "0:(1.0), 30:(1.05)" ramps; may use t; or {beats: song.wav, pulse: 1.08}
+    angle: str | dict = "0:(0)"  # rotation per frame in degrees, counter-clockwise
+    translation_x: str | dict = "0:(0)"  # shift per frame in pixels, positive moves the picture right
+    translation_y: str | dict = "0:(0)"  # shift per frame in pixels, positive moves the picture down
     border_mode: str = "reflect"  # what fills the edges a warp uncovers: reflect | replicate | zeros
 
 
@@ -440,7 +440,7 @@ def _or(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-def _build_animation(d: dict, frames_from_scenes: int | None) -> AnimationConfig:
+def _build_animation(d: dict, frames_from_scenes: int | None, fps: float, base_dir: Path | None = None) -> AnimationConfig:
     from vqclip.production.schedule import parse_schedule
 
     d = _mapping("animation", d)
@@ -454,11 +454,9 @@ def _build_animation(d: dict, frames_from_scenes: int | None) -> AnimationConfig
     c.frames = frames if frames is not None else frames_from_scenes or DEFAULT_FRAMES
     for name in ("zoom", "angle", "translation_x", "translation_y"):
         raw = d.get(name, getattr(c, name))
-        sched = parse_schedule(raw, f"animation.{name}")
-        for t, v in enumerate(sched.values(c.frames)):
-            if name == "zoom" and not 0.01 <= v <= 100:
-                raise ConfigError(f"animation.zoom: {raw!r} gives {v:g} at frame {t}; a zoom must lie in 0.01..100 (1 = no zoom)")
-        setattr(c, name, raw if isinstance(raw, str) else sched.text)
+        sched = parse_schedule(raw, f"animation.{name}", base_dir=base_dir)
+        sched.values(c.frames, fps=fps)  # every frame's value checked now (finite, in range), before any model loads
+        setattr(c, name, sched.to_preset())
     c.border_mode = _choice("animation.border_mode", d.get("border_mode", c.border_mode), BORDER_MODES)
     return c
 
@@ -482,8 +480,8 @@ def _build_output(d: dict) -> OutputConfig:
     return c
 
 
-def config_from_dict(data: dict) -> RenderConfig:
-    """Validate a plain dict (a parsed preset) into a :class:`RenderConfig`."""
+def config_from_dict(data: dict, base_dir: str | Path | None = None) -> RenderConfig:
+    """Validate a plain dict (a parsed preset) into a :class:`RenderConfig`; relative media paths are relative to ``base_dir``."""
     from vqclip.production.prompts import build_timeline
 
     data = _mapping("preset", data)
@@ -501,8 +499,8 @@ def config_from_dict(data: dict) -> RenderConfig:
 
     cfg.prompts = get_engine(cfg.generation.engine).configure_prompts(cfg.prompts, cfg.generation.options)
     scene_frames = sum(s.frames for s in cfg.prompts.scenes) if cfg.prompts.scenes else None
-    cfg.animation = _build_animation(data.get("animation"), scene_frames)
     cfg.output = _build_output(data.get("output"))
+    cfg.animation = _build_animation(data.get("animation"), scene_frames, cfg.output.fps, base_dir)
     cfg.post = dict(_mapping("post", data.get("post")))
     # Parse every prompt now so a typo fails before any model loads.
     timeline = build_timeline(cfg.prompts, cfg.animation.frames)
@@ -637,7 +635,8 @@ def load_config(preset: str | Path | dict, overrides: list[str] | tuple[str, ...
     data = copy.deepcopy(preset) if isinstance(preset, dict) else read_preset(preset)
     for item in overrides or ():
         apply_override(data, item)
-    return config_from_dict(data)
+    path = None if isinstance(preset, dict) else Path(str(preset)).expanduser()
+    return config_from_dict(data, base_dir=path.parent if path is not None and path.is_file() else None)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import ipywidgets as widgets
 
 from vqclip.ui.common import NotebookEnv, download_line, error_html, preset_data, save_preset_yaml, setup_notebook, smoke_preset
 from vqclip.ui.compat import image_widget, section, set_image
+from vqclip.ui.controls import OPTIMIZED, CreativeControls
 from vqclip.ui.jobs import Debouncer, Job
 
 __all__ = ["PreProductionPanel", "STYLE_PHRASES", "SIZE_PRESETS"]
@@ -34,6 +35,7 @@ SIZE_PRESETS = {
     "21:9": [(672, 288), (896, 384)],
 }
 PREVIEW_SIDE = 128  # the quick preview renders the first frame with its longest side this big
+PREVIEW_STEPS = 60  # at most this many steps for the preview's frame (the engines' defaults are 100-200)
 ESTIMATE_DELAY = 0.4  # seconds without a change before the memory check runs (typing a width is many changes)
 
 
@@ -46,6 +48,28 @@ def _model_label(name: str, env: NotebookEnv) -> str:
     return f"{name} ({model_size_text(info, env.cache_dir)}, {mark})"
 
 
+def with_toy_tuning(data: dict, preset: dict) -> dict:
+    """The toy CLIP and the toy's tuned generation settings (the bundled ``default`` preset's) where ``preset`` sets none.
+
+    Real-model settings give the toy models noise (a copied zoom_tunnel with toy models came out yellow);
+    what the preset itself says, and a value typed into the panel, still win.
+    """
+    import copy
+
+    toy = preset_data("default")
+    d = copy.deepcopy(data)
+    d.setdefault("models", {})["clip"] = copy.deepcopy(toy["models"]["clip"])
+    gen, given = d.setdefault("generation", {}), preset.get("generation") or {}
+    for key, value in (toy.get("generation") or {}).items():
+        if key == "seed":
+            continue
+        if isinstance(value, dict):  # a section (cutouts, vqgan): the preset's own keys win
+            gen[key] = {**value, **(given.get(key) or {})}
+        elif key not in given and gen.get(key) is None:
+            gen[key] = copy.deepcopy(value)
+    return d
+
+
 class PreProductionPanel(widgets.VBox):
     """Choose what to render and check it fits the GPU before anything runs."""
 
@@ -55,8 +79,6 @@ class PreProductionPanel(widgets.VBox):
 
         self.env = env or setup_notebook()
         self._quiet = False
-        self._estimator = None
-        self._estimator_key = None
         self._estimate_on = estimate
         self._estimates = Debouncer(self._check_fit, ESTIMATE_DELAY)
         self._preview_job: Job | None = None
@@ -96,6 +118,9 @@ class PreProductionPanel(widgets.VBox):
         self.save_status = widgets.HTML()
         self.errors = widgets.HTML()
         self.toy_note = widgets.HTML()  # says so when the toy models render, and which words they do not know
+        # 5. Every other creative setting; the VQGAN picker and cutouts show only for the vqgan engine.
+        self.controls = CreativeControls(self.env.out_root / "uploads")
+        self.controls.engine_box("vqgan").children = [self.model, self.model_info, self.cutn]
 
         self.preset.observe(self._on_preset, names="value")
         self.prompt.observe(lambda _: self.update_toy_note(), names="value")
@@ -103,8 +128,9 @@ class PreProductionPanel(widgets.VBox):
         self.model.observe(self._on_model, names="value")
         self.aspect.observe(self._on_aspect, names="value")
         self.size.observe(self._on_size, names="value")
-        for w in (self.width, self.height, self.cutn, self.precision):
+        for w in (self.width, self.height, self.cutn, self.precision, self.controls.engine, self.controls.views):
             w.observe(lambda _: self.update_estimate(), names="value")
+        self.controls.engine.observe(lambda _: self.update_toy_note(), names="value")
         self.use_largest.on_click(lambda _: self.apply_largest())
         self.preview_button.on_click(lambda _: self.start_preview())
         self.save_button.on_click(lambda _: self.save(self.save_name.value))
@@ -112,9 +138,9 @@ class PreProductionPanel(widgets.VBox):
         super().__init__([
             widgets.HTML("<h3>Pre-production</h3>"),
             self.preset, self.preset_info, self.prompt, self.toy_note, widgets.HBox([self.style, self.add_style]),
-            self.model, self.model_info,
+            self.controls,
             self.aspect, self.size, widgets.HBox([self.width, self.height]),
-            section("More settings", [self.cutn, self.precision]),
+            section("More settings", [self.precision]),
             self.memory, self.use_largest,
             self.preview_button, self.preview_status, self.preview_image,
             widgets.HBox([self.save_name, self.save_button]), self.save_status, self.errors,
@@ -133,6 +159,7 @@ class PreProductionPanel(widgets.VBox):
         if isinstance(vq, str) and vq in self.model_names:
             self.model.value = vq
         gen = data.get("generation") or {}
+        self.controls.load(data)
         self.cutn.value = int((gen.get("cutouts") or {}).get("cutn", 32))
         self.precision.value = gen.get("precision", "auto")
         size = data.get("size") or {}
@@ -141,9 +168,10 @@ class PreProductionPanel(widgets.VBox):
         self.update_toy_note()
 
     def uses_toy_models(self) -> bool:
-        """True when the render will use the toy models (smoke mode, or a preset that asks for them)."""
-        models = preset_data(self.preset.value).get("models") or {}
-        return self.env.smoke or models.get("vqgan") == "toy"
+        """True when the render will use the toy models (smoke mode, or the toy VQGAN or toy CLIP chosen)."""
+        clip = (preset_data(self.preset.value).get("models") or {}).get("clip") or []
+        toy_clip = any((c.get("spec") if isinstance(c, dict) else c) == "toy" for c in clip)
+        return self.env.smoke or toy_clip or (self.controls.engine.value == "vqgan" and self.model.value == "toy")
 
     def update_toy_note(self) -> None:
         """Say plainly when the toy models render, their size and the prompt words they do not know."""
@@ -161,6 +189,11 @@ class PreProductionPanel(widgets.VBox):
 
         info = get_model_info(change["new"])
         self.model_info.value = f"<small>good for: {html.escape(info.good_for)}<br>source: {html.escape(info.source)}</small>"
+        if change["new"] == "toy":  # the toy's tuned crops, unless the preset counts its own
+            given = ((preset_data(self.preset.value).get("generation") or {}).get("cutouts") or {}).get("cutn")
+            tuned = ((preset_data("default").get("generation") or {}).get("cutouts") or {}).get("cutn", self.cutn.value)
+            self.cutn.value = int(given or tuned)
+        self.update_toy_note()
         self.update_estimate()
 
     def _aspect_of(self, w: int, h: int) -> str | None:
@@ -211,25 +244,35 @@ class PreProductionPanel(widgets.VBox):
             return
         self.prompt.value = f"{text}, {phrase}" if text else phrase
 
-    def overrides(self) -> list[str]:
-        """The panel's choices as ``key=value`` overrides of the chosen preset."""
-        import json
-
+    def unread_keys(self) -> set[str]:
+        """The settings the chosen engine (with the preset's objective) never reads."""
         from vqclip.settings.render import unread_keys
+
+        gen = preset_data(self.preset.value).get("generation")
+        return unread_keys(self.controls.engine.value, gen.get("objective") if isinstance(gen, dict) else None)
+
+    def overrides(self) -> list[str]:
+        """The panel's own choices (prompt, size, precision, VQGAN, cutouts) as ``key=value`` overrides, for the chosen engine."""
+        import json
 
         out = [f"prompts.texts={json.dumps(self.prompt.value)}"] if self.prompt.value.strip() else []
         out += [f"models.vqgan={self.model.value}", f"size.width={self.width.value}", f"size.height={self.height.value}",
                 f"generation.cutouts.cutn={self.cutn.value}", f"generation.precision={self.precision.value}"]
-        gen = preset_data(self.preset.value).get("generation")
-        gen = gen if isinstance(gen, dict) else {}
-        unread = unread_keys(gen.get("engine") or "vqgan", gen.get("objective"))  # the pixel engine has no VQGAN to pick and no cutouts to count
+        unread = self.unread_keys()  # the pixel engine has no VQGAN to pick and no cutouts to count
         return [o for o in out if o.partition("=")[0] not in unread and o.partition("=")[0].rsplit(".", 1)[0] not in unread]
 
     def preset_dict(self, smoke: bool | None = None) -> dict:
         """The chosen preset with the panel's changes, as a plain dict (shrunk when ``smoke``, default: in smoke mode)."""
         from vqclip.settings.render import apply_override
 
-        data = preset_data(self.preset.value)  # with scenes, the prompt acts as a style over every scene
+        data = self.controls.apply(preset_data(self.preset.value))  # with scenes, the prompt is a style over every scene
+        for key in self.unread_keys():  # what the preset gave its own engine, the chosen one never reads
+            parent, _, leaf = key.rpartition(".")
+            section = data.get(parent) if parent else None
+            if isinstance(section, dict):
+                section.pop(leaf, None)
+        if self.controls.engine.value == "vqgan" and self.model.value == "toy":
+            data = with_toy_tuning(data, preset_data(self.preset.value))
         for item in self.overrides():
             apply_override(data, item)
         data["description"] = f"from {self.preset.value}: {self.prompt.value.strip()[:80]}"
@@ -258,27 +301,27 @@ class PreProductionPanel(widgets.VBox):
         return self.last_fit
 
     def _check_fit(self) -> None:
-        """Estimate GPU memory for the current choices against the detected GPU (a T4 when there is none)."""
-        from vqclip.errors import VqclipError
-        from vqclip.preproduction.estimate import Estimator, T4, check_fit
+        """Estimate GPU memory for the current choices, by their engine, against the detected GPU (a T4 when there is none)."""
+        from vqclip.preproduction.estimate import T4, check_fit
+        from vqclip.settings.render import load_config
 
+        engine = self.controls.engine.value
+        if engine not in OPTIMIZED:  # sampled engines have no estimate yet: say so plainly, not as an error
+            self.memory.value = (f"<small>no memory estimate for the {html.escape(engine)} engine yet; the diffusion "
+                                 "engines need a GPU with about 12 GB (a T4 has 15)</small>")
+            return
         try:
-            clip = [c["spec"] if isinstance(c, dict) else c for c in (preset_data(self.preset.value).get("models") or {}).get("clip")
-                    or ["ViT-B-32/openai"]]
-            key = (self.model.value, repr(clip))
-            if self._estimator_key != key:
-                self._estimator = Estimator(self.model.value, clip)
-                self._estimator_key = key
-            gpu = self.env.gpu or T4
-            fit = check_fit(self._estimator, self.width.value, self.height.value, self.cutn.value, self.precision.value, gpu=gpu)
-        except VqclipError as exc:
-            self.memory.value = error_html(exc)
+            cfg = load_config(self.preset_dict(smoke=False))  # the real render, also in smoke mode
+            fit = check_fit(cfg, gpu=self.env.gpu or T4)
+        except Exception as exc:  # shown in the panel: this runs in a background thread
+            self.memory.value = error_html(exc, prefix="memory check: ")
             return
         self.last_fit = fit
         where = "" if self.env.gpu else " (no GPU here: checked against a Colab T4)"
+        smoke = " The smoke render itself is tiny: this is for the real one." if self.env.smoke else ""
         s = fit.estimate
-        line = (f"~{s.total_gib:.1f} GiB GPU memory, ~{s.seconds_per_iteration():.2f} s per step on a T4 "
-                f"({s.tflop:.2f} TFLOP, {s.precision}; estimates){where}")
+        line = (f"{cfg.generation.engine} engine: ~{s.total_gib:.1f} GiB GPU memory, ~{s.seconds_per_iteration():.2f} s per "
+                f"step on a T4 ({s.tflop:.2f} TFLOP, {s.precision}; estimates){where}.{smoke}")
         color = "#070" if fit.fits else "#b00"
         self.memory.value = f"<b style='color:{color}'>{html.escape(fit.message)}</b><br><small>{html.escape(line)}</small>"
         self.use_largest.disabled = fit.fits or fit.largest is None
@@ -293,20 +336,17 @@ class PreProductionPanel(widgets.VBox):
     # --- preview and save -------------------------------------------------------------------------
 
     def preview_dict(self) -> dict:
-        """The first frame only, at a low resolution and few steps: a quick look before the real render."""
+        """The current choices at a low resolution and few steps: a quick look at the first frame before the real render."""
         data = self.preset_dict()
         w, h = data["size"]["width"], data["size"]["height"]
         scale = min(1.0, PREVIEW_SIDE / max(w, h))
         f = 16 if not self.env.smoke else 4
         data["size"] = {"width": max(f, round(w * scale / f) * f), "height": max(f, round(h * scale / f) * f)}
         gen = data.setdefault("generation", {})
-        gen["iterations_first_frame"] = min(int(gen.get("iterations_first_frame", 200)), 4 if self.env.smoke else 60)
-        data.setdefault("animation", {})["frames"] = 1
-        if (data.get("prompts") or {}).get("scenes"):
-            first = data["prompts"]["scenes"][0]
-            data["prompts"]["scenes"] = [{**first, "frames": 1}]
-        out = data.setdefault("output", {})
-        out.update(video=False, contact_sheet=False, images_interval=max(1, gen["iterations_first_frame"] // 4))
+        if gen.get("engine", "vqgan") in OPTIMIZED:  # null means the engine's default (100-200 steps): cap it
+            steps = min(int(gen.get("iterations_first_frame") or PREVIEW_STEPS), PREVIEW_STEPS)
+            gen["iterations_first_frame"] = steps
+            data.setdefault("output", {})["images_interval"] = max(1, steps // 4)
         return data
 
     def start_preview(self) -> Job:
@@ -326,7 +366,7 @@ class PreProductionPanel(widgets.VBox):
         return await self.start_preview().wait_async()
 
     def _preview(self):
-        from vqclip.production.render import render
+        from vqclip.preproduction.preview import preview_first_frame
 
         # one reused folder (render replaces a finished render's frames), not a new temp dir per click
         out = self.env.out_root / "previews" / "first_frame"
@@ -340,7 +380,7 @@ class PreProductionPanel(widgets.VBox):
                 set_image(self.preview_image, event["image"], max_side=256)
 
         try:
-            self.preview_result = render(self.preview_dict(), out, callback=show)
+            self.preview_result = preview_first_frame(self.preview_dict(), out, callback=show)
         except Exception as exc:  # shown in the panel: a background thread's traceback is easy to miss
             self.preview_status.value = error_html(exc, prefix="preview: ")
             return None

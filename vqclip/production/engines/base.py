@@ -32,6 +32,7 @@ class EngineContext:
     seed: int = 0
     timeline: Any = None  # vqclip.production.prompts.Timeline: timeline.prompts_at(f) -> [(Prompt, weight)]
     motions: list = field(default_factory=list)  # vqclip.production.animate.Motion per frame
+    callback: Callable[[dict], Any] | None = None  # the render's event route: model downloads report through it
 
     @property
     def options(self) -> Callable[[str], Any]:
