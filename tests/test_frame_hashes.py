@@ -14,8 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vqclip.settings.render import load_config
-from vqclip.production.render import render
+import vqclip
 
 VQGAN_CASE = {
     "prompts": {
@@ -68,6 +67,6 @@ def one_thread():
 
 @pytest.mark.parametrize("name, case, n_frames", [("vqgan", VQGAN_CASE, 4), ("pixels", PIXELS_CASE, 3)])
 def test_frames_are_bit_identical_to_the_pinned_render(name, case, n_frames, tmp_path, one_thread):
-    result = render(load_config(case), tmp_path / name)
+    result = vqclip.render(vqclip.load_config(case), tmp_path / name)
     assert result.completed and len(result.frames) == n_frames
     assert frames_digest(result.frames) == EXPECTED[name]

@@ -47,3 +47,16 @@ def test_the_ui_helpers_are_public_and_documented():
     assert model_status(toy) == "packaged" and model_size_text(toy).endswith(("kB", "MB"))
     assert (packaged_dir() / "toy_vqgan.yaml").is_file()
     assert read_preset("diver_story")["generation"]["engine"] == "pixels"  # parsed, not validated
+
+
+def test_the_public_api_is_lazy_and_every_name_resolves():
+    import subprocess
+    import sys
+
+    code = ("import sys, vqclip; assert 'torch' not in sys.modules and 'vqclip.production' not in sys.modules; "
+            "[getattr(vqclip, n) for n in vqclip.__all__]; print(sorted(set(vqclip.__all__) - set(dir(vqclip))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    assert vqclip.render.__module__ == "vqclip.production.render"
+    assert vqclip.load_config("default").generation.engine == "vqgan"

@@ -40,7 +40,6 @@ REQUIRED_PACKAGES: dict[str, tuple[str, str | None]] = {
     "imageio-ffmpeg": ("imageio_ffmpeg", "0.5"),
     "moviepy": ("moviepy", "2.2.1"),
     "pyyaml": ("yaml", "6"),
-    "omegaconf": ("omegaconf", "2.3"),
     "numexpr": ("numexpr", "2.8"),
     "tqdm": ("tqdm", "4.60"),
     "filelock": ("filelock", "3.12"),
