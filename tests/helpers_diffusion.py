@@ -79,5 +79,9 @@ def dummy_motion_adapter_folder(root: Path, seed: int = 0) -> Path:
         block_out_channels=(8, 16), motion_layers_per_block=1, motion_norm_num_groups=4,
         motion_num_attention_heads=2, motion_max_seq_length=32,
     )
+    with torch.no_grad():  # random init couples frames only faintly; make temporal attention matter
+        for name, p in adapter.named_parameters():
+            if "proj_out" in name or "to_out" in name:
+                p.mul_(20.0)
     adapter.save_pretrained(root, safe_serialization=True)
     return root
