@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import torch
+
 from vqclip.errors import ModelError
 
 __all__ = [
@@ -88,7 +90,10 @@ def resolve_diffusion_folder(
     resolve = getattr(registry, "resolve_model", None)
     if resolve is None:  # registry without data-file entries: only local folders can be used
         raise ModelError(f"{key}: registry names are not available in this build; give {{path: FOLDER}} (a diffusers folder)")
-    return Path(resolve(spec, kind, cache_dir=cache_dir, download=download, callback=callback))
+    found = resolve(spec, kind, cache_dir=cache_dir, download=download, callback=callback)
+    # An entry lists every file of the diffusers folder (unet/config.json, vae/..., or an adapter's two
+    # files), so the folder is their common parent.
+    return Path(os.path.commonpath([str(p) for p in found.paths])) if len(found.paths) > 1 else Path(found.path)
 
 
 def _check_layout(folder: Path, subfolders: Mapping[str, str], key: str) -> None:
@@ -100,6 +105,12 @@ def _check_layout(folder: Path, subfolders: Mapping[str, str], key: str) -> None
                 f"{key}: {str(folder / sub)!r} has no .safetensors weights; vqclip never loads pickled .bin/.ckpt "
                 "weights (convert them with diffusers' save_pretrained(safe_serialization=True))"
             )
+
+
+def _variant(folder: Path) -> str | None:
+    """"fp16" when a folder holds only diffusers' fp16 variant files (``*.fp16.safetensors``), as the registry downloads."""
+    weights = list(folder.glob("*.safetensors"))
+    return "fp16" if weights and all(w.name.endswith(".fp16.safetensors") for w in weights) else None
 
 
 def _load(what: str, fn: Callable[[], Any]) -> Any:
@@ -128,28 +139,32 @@ def load_sd_components(
         scheduler_config = json.loads(cfg_path.read_text())
     except (OSError, ValueError) as exc:
         raise ModelError(f"{key}: cannot read {str(cfg_path)!r}: {exc}") from None
-    import torch
-
     safe = {"use_safetensors": True}
     dtype, vae_dtype = dtype or torch.float32, vae_dtype or torch.float32
     return SDComponents(
         vae=_load(
-            f"{folder}/vae", lambda: AutoencoderKL.from_pretrained(folder, subfolder="vae", torch_dtype=vae_dtype, **safe)
+            f"{folder}/vae", lambda: AutoencoderKL.from_pretrained(
+                folder, subfolder="vae", torch_dtype=vae_dtype, variant=_variant(folder / "vae"), **safe
+            )
         ).eval(),
         text_encoder=_load(
             f"{folder}/text_encoder",
-            lambda: CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", dtype=dtype, **safe),
+            lambda: CLIPTextModel.from_pretrained(
+                folder, subfolder="text_encoder", dtype=dtype, variant=_variant(folder / "text_encoder"), **safe
+            ),
         ).eval(),
         tokenizer=_load(f"{folder}/tokenizer", lambda: CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")),
         unet=_load(
-            f"{folder}/unet", lambda: UNet2DConditionModel.from_pretrained(folder, subfolder="unet", torch_dtype=dtype, **safe)
+            f"{folder}/unet", lambda: UNet2DConditionModel.from_pretrained(
+                folder, subfolder="unet", torch_dtype=dtype, variant=_variant(folder / "unet"), **safe
+            )
         ).eval(),
         scheduler_config=scheduler_config,
         source=str(folder),
     )
 
 
-def load_motion_adapter(folder: str | os.PathLike, key: str = "models.motion_adapter") -> Any:
+def load_motion_adapter(folder: str | os.PathLike, key: str = "models.motion_adapter", dtype: Any = None) -> Any:
     """Load an AnimateDiff MotionAdapter from a diffusers folder (its config.json + safetensors weights)."""
     require_diffusers("animatediff")
     from diffusers import MotionAdapter
@@ -159,4 +174,9 @@ def load_motion_adapter(folder: str | os.PathLike, key: str = "models.motion_ada
         raise ModelError(f"{key}: {str(folder)!r} has no config.json; give a MotionAdapter folder saved in diffusers' layout")
     if not any(folder.glob("*.safetensors")):
         raise ModelError(f"{key}: {str(folder)!r} has no .safetensors weights; vqclip never loads pickled weights")
-    return _load(str(folder), lambda: MotionAdapter.from_pretrained(folder, use_safetensors=True)).eval()
+    return _load(
+        str(folder),
+        lambda: MotionAdapter.from_pretrained(
+            folder, use_safetensors=True, torch_dtype=dtype or torch.float32, variant=_variant(folder)
+        ),
+    ).eval()

@@ -43,9 +43,10 @@ from vqclip.production.engines.diffusion_common import (
 
 __all__ = ["AnimateDiffOptions", "AnimateDiffSampler", "context_windows", "window_weights", "validate_options"]
 
-# AnimateDiff's motion modules were trained with SD's linear beta schedule (not SD 1.5's scaled_linear),
+# AnimateDiff's motion modules were trained with a linear beta schedule (not SD 1.5's scaled_linear) and are
 # sampled with "linspace" spacing; its authors' configs and diffusers' docs use these settings.
-SCHEDULER_OVERRIDES = {"beta_schedule": "linear", "timestep_spacing": "linspace", "clip_sample": False, "steps_offset": 1}
+SCHEDULER_OVERRIDES = {"timestep_spacing": "linspace", "clip_sample": False, "steps_offset": 1}
+BETA_SCHEDULES = ("linear", "scaled_linear")
 
 
 @dataclass
@@ -58,6 +59,7 @@ class AnimateDiffOptions:
     scheduler: str = "ddim"  # ddim | euler | euler_a | dpm++ | unipc | pndm
     context_frames: int = 16  # frames the motion modules see at once (their training length: 16)
     context_overlap: int = 4  # frames shared by neighbouring windows when the video is longer
+    beta_schedule: str = "linear"  # the noise schedule the motion adapter was trained with (AnimateDiff: linear)
     offload: bool = False  # models wait on the CPU and visit the GPU per phase (~8 GB instead of ~13 on a T4)
     vae_tiling: bool = False  # decode large frames tile by tile
     decode_batch: int = 1  # frames decoded at once (1 = VAE slicing, least VRAM)
@@ -78,6 +80,8 @@ def validate_options(o: AnimateDiffOptions, key: str = "generation.animatediff")
             f"{key}.context_overlap: {o.context_overlap!r} is not allowed; use a whole number from 0 to "
             f"context_frames - 1 ({o.context_frames - 1})"
         )
+    if o.beta_schedule not in BETA_SCHEDULES:
+        raise ConfigError(f"{key}.beta_schedule: {o.beta_schedule!r} is not allowed; use {' or '.join(BETA_SCHEDULES)} (AnimateDiff: linear)")
     if not (isinstance(o.decode_batch, int) and o.decode_batch >= 1):
         raise ConfigError(f"{key}.decode_batch: {o.decode_batch!r} is not allowed; use a whole number >= 1")
 
@@ -142,7 +146,7 @@ class AnimateDiffSampler:
         if options.vae_tiling:
             self.vae.enable_tiling()
         self.text = TextConditioner(components.tokenizer, p.place(components.text_encoder, p.dtype), p, options.negative_prompt, "animatediff")
-        self.scheduler_config = {**components.scheduler_config, **SCHEDULER_OVERRIDES}
+        self.scheduler_config = {**components.scheduler_config, **SCHEDULER_OVERRIDES, "beta_schedule": options.beta_schedule}
         self.windows = context_windows(self.frames, options.context_frames, options.context_overlap)
         self.chunks = [range(self.frames)] if self.frames else []
 
