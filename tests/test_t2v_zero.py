@@ -224,3 +224,22 @@ def test_image_prompts_are_one_clear_error(components, tmp_path):
 def test_bad_options_name_the_setting(components, over, message):
     with pytest.raises(ConfigError, match=message):
         make_sampler(components, **over)
+
+
+def test_step_plan_matches_the_paper():
+    from vqclip.production.engines.t2v_zero import chunk_steps, step_plan
+
+    # 50 DDIM steps 981, 961, 941, ...: T=941 after 2 steps, T′=881 after 5 (the paper's t1=47, t0=44)
+    assert step_plan(50, 941, 881) == (2, 5)
+    assert chunk_steps(range(0, 8), 50, 941, 881) == 5 + 48
+    assert chunk_steps(range(8, 15), 50, 941, 881) == 48
+
+
+def test_fp16_overflow_is_one_clear_error():
+    from vqclip.errors import ModelError
+    from vqclip.production.engines.diffusion_common import Placement, check_finite
+
+    bad = torch.tensor([[0.0, float("nan")]])
+    with pytest.raises(ModelError, match=r"'t2v_zero' produced NaN/inf latents on cuda in float16; use generation.precision: fp32"):
+        check_finite(bad, Placement(torch.device("cuda"), torch.float16), "t2v_zero")
+    check_finite(torch.zeros(2), Placement(torch.device("cpu")), "t2v_zero")

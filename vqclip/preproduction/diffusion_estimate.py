@@ -168,7 +168,7 @@ def estimate_sampled(
     adapter_folder: str | Path | None = None,
 ) -> DiffusionEstimate:
     """Trace the engine's UNet and VAE on the meta device for this size and count the passes its options make."""
-    from diffusers import AutoencoderKL, DDIMScheduler, MotionAdapter, UNet2DConditionModel, UNetMotionModel
+    from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel, UNetMotionModel
 
     from vqclip.preproduction.estimate import CUDA_CONTEXT_BYTES
 
@@ -202,15 +202,11 @@ def estimate_sampled(
     else:
         latents = torch.empty(1, unet_cfg.get("in_channels", 4), h, w, device="meta", dtype=half)
         per_sample = _trace(unet, lambda: unet(latents, 500, encoder_hidden_states=text))
-        from vqclip.production.engines.t2v_zero import chunk_batch_frames, chunk_ranges
+        from vqclip.production.engines.t2v_zero import chunk_batch_frames, chunk_ranges, step_plan
 
-        sched = DDIMScheduler(beta_schedule="scaled_linear", steps_offset=1)
-        sched.set_timesteps(options.steps)
-        ts = [int(t) for t in sched.timesteps]
-        i_noise = next((i for i, t in enumerate(ts) if t <= options.noise_timestep), len(ts) - 1)
-        i_motion = max(i_noise, next((i for i, t in enumerate(ts) if t <= options.motion_timestep), len(ts) - 1))
+        i_noise, i_motion = step_plan(options.steps, options.noise_timestep, options.motion_timestep)
         chunks = chunk_ranges(frames, options.chunk_size)
-        joint = len(ts) - i_noise
+        joint = options.steps - i_noise
         samples = guided * (i_motion + joint * sum(len(chunk_batch_frames(c)) for c in chunks))
         batch = min(options.chunk_size, frames) * guided
         steps = i_motion + joint * len(chunks)

@@ -33,6 +33,7 @@ from vqclip.production.engines.diffusion_common import (
     SCHEDULERS,
     Placement,
     TextConditioner,
+    check_finite,
     decode_latents,
     frame_noise,
     guided_noise,
@@ -56,7 +57,7 @@ class AnimateDiffOptions:
     steps: int = 25  # denoising steps (20-30 is usual for DDIM/DPM++)
     guidance_scale: float = 7.5  # classifier-free guidance; 1 turns it off (half the UNet work)
     negative_prompt: str = ""  # what to steer away from (e.g. "blurry, low quality, watermark")
-    scheduler: str = "ddim"  # ddim | euler | euler_a | dpm++ | unipc | pndm
+    scheduler: str = "ddim"  # ddim | euler | euler_a | dpm++ | unipc
     context_frames: int = 16  # frames the motion modules see at once (their training length: 16)
     context_overlap: int = 4  # frames shared by neighbouring windows when the video is longer
     beta_schedule: str = "linear"  # the noise schedule the motion adapter was trained with (AnimateDiff: linear)
@@ -209,4 +210,5 @@ class AnimateDiffSampler:
                     reply = emit({"event": "preview", "frame": frames.start, "iteration": i + 1, "image": to_pil(image)}) or reply
                 if reply == "stop":
                     return None
+        check_finite(x, self.placement, "animatediff")
         return decode_latents(self.vae, x[0].permute(1, 0, 2, 3), self.placement, self.o.decode_batch)

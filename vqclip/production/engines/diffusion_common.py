@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from vqclip.errors import ConfigError
+from vqclip.errors import ConfigError, ModelError
 
 __all__ = [
     "SCHEDULERS",
@@ -31,6 +31,7 @@ __all__ = [
     "guided_noise",
     "make_scheduler",
     "decode_latents",
+    "check_finite",
     "iteration_event",
     "to_pil",
 ]
@@ -42,8 +43,7 @@ SCHEDULERS = {
     "euler_a": "EulerAncestralDiscreteScheduler",
     "dpm++": "DPMSolverMultistepScheduler",
     "unipc": "UniPCMultistepScheduler",
-    "pndm": "PNDMScheduler",
-}
+}  # each makes exactly `steps` model calls, so progress totals are known before sampling
 
 
 def make_scheduler(name: str, config: dict[str, Any], key: str, **overrides: Any) -> Any:
@@ -173,6 +173,17 @@ def guided_noise(
     out = model(torch.cat([latents, latents]), torch.cat([uncond, cond]))
     u, c = out.chunk(2)
     return u + guidance_scale * (c - u)
+
+
+def check_finite(latents: torch.Tensor, placement: Placement, engine: str) -> None:
+    """One ModelError when sampling overflowed (fp16 on Turing GPUs is the known cause) instead of black frames."""
+    if not bool(torch.isfinite(latents).all()):
+        hint = (
+            "use generation.precision: fp32 (half precision overflowed)"
+            if placement.dtype != torch.float32
+            else "check the model files (they produce NaN even in fp32)"
+        )
+        raise ModelError(f"generation.engine: {engine!r} produced NaN/inf latents on {placement.device} in {str(placement.dtype).removeprefix('torch.')}; {hint}")
 
 
 @torch.no_grad()

@@ -30,6 +30,7 @@ from vqclip.production.animate import Motion, affine_matrix
 from vqclip.production.engines.diffusion_common import (
     Placement,
     TextConditioner,
+    check_finite,
     decode_latents,
     frame_noise,
     guided_noise,
@@ -47,6 +48,8 @@ __all__ = [
     "warp_latents",
     "chunk_ranges",
     "chunk_batch_frames",
+    "step_plan",
+    "chunk_steps",
 ]
 
 _PADDING = {"reflect": "reflection", "replicate": "border", "zeros": "zeros"}
@@ -162,6 +165,27 @@ def warp_latents(latent: torch.Tensor, matrices: torch.Tensor, mode: str = "near
     return warp_affine(src, matrices.to(latent), dsize=(h, w), mode=mode, padding_mode=_PADDING[border_mode], align_corners=True)
 
 
+# --- the step plan ------------------------------------------------------------------------------
+
+
+def step_plan(steps: int, noise_timestep: int, motion_timestep: int) -> tuple[int, int]:
+    """``(i_T, i_T′)``: after the first i DDIM steps a latent sits at T / T′ (paper: 50 steps -> (2, 5)).
+
+    Read on SD's DDIM schedule (1000 training steps, "leading" spacing, offset 1: 981, 961, ... 1) so
+    the plan, and the progress total built from it, do not depend on a model's scheduler details.
+    """
+    ts = [(1000 // steps) * i + 1 for i in range(steps)][::-1]
+    i_noise = next((i for i, t in enumerate(ts) if t <= noise_timestep), steps - 1)
+    i_motion = max(i_noise, next((i for i, t in enumerate(ts) if t <= motion_timestep), steps - 1))
+    return i_noise, i_motion
+
+
+def chunk_steps(chunk: range, steps: int, noise_timestep: int, motion_timestep: int) -> int:
+    """Denoising steps one chunk reports: frame 0 alone down to T′ (first chunk only), then all from T."""
+    i_noise, i_motion = step_plan(steps, noise_timestep, motion_timestep)
+    return (i_motion if chunk.start == 0 else 0) + steps - i_noise
+
+
 # --- chunks -------------------------------------------------------------------------------------
 
 
@@ -226,10 +250,7 @@ class T2VZeroSampler:
             install_cross_frame_attention(self.unet)
         self.scheduler = make_scheduler("ddim", components.scheduler_config, "generation.t2v_zero", clip_sample=False)
         self.scheduler.set_timesteps(options.steps)
-        ts = [int(t) for t in self.scheduler.timesteps]
-        # Index of the first step at or below T / T′: the latent after steps[:i] sits at noise level ts[i].
-        self.i_noise = next((i for i, t in enumerate(ts) if t <= options.noise_timestep), len(ts) - 1)
-        self.i_motion = max(self.i_noise, next((i for i, t in enumerate(ts) if t <= options.motion_timestep), len(ts) - 1))
+        self.i_noise, self.i_motion = step_plan(options.steps, options.noise_timestep, options.motion_timestep)
         self.chunks = chunk_ranges(self.frames, options.chunk_size)
         self.anchor: dict[str, torch.Tensor] = {}  # frame 0's latent at T and at T′ (CPU, fp32)
 
@@ -333,4 +354,5 @@ class T2VZeroSampler:
                 if reply == "stop":
                     return None
         keep = [j for j, f in enumerate(batch) if f in frames]
+        check_finite(x, self.placement, "t2v_zero")
         return decode_latents(self.vae, x[keep], self.placement, self.o.decode_batch)
