@@ -107,7 +107,7 @@ def test_negative_prompt_changes_the_video(folders):
 @pytest.mark.parametrize(
     "over, message",
     [
-        ({"scheduler": "lms"}, r"generation.animatediff.scheduler: 'lms' is not a scheduler; use one of ddim"),
+        ({"scheduler": "lms"}, r"generation.animatediff.scheduler: .lms. is not allowed; use one of ddim"),
         ({"context_overlap": 16}, r"generation.animatediff.context_overlap: 16 .* 0 to context_frames - 1 \(15\)"),
         ({"context_frames": 40}, r"generation.animatediff.context_frames: 40 is more than this motion adapter handles \(32\)"),
     ],

@@ -23,7 +23,7 @@ progress and a resumed render samples it again from the same seed, giving the sa
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import torch
@@ -33,6 +33,7 @@ from vqclip.production.engines.diffusion_common import (
     SCHEDULERS,
     Placement,
     TextConditioner,
+    check_fields,
     check_finite,
     decode_latents,
     frame_noise,
@@ -54,37 +55,26 @@ BETA_SCHEDULES = ("linear", "scaled_linear")
 class AnimateDiffOptions:
     """``generation.animatediff``: AnimateDiff's usual settings for SD 1.5."""
 
-    steps: int = 25  # denoising steps (20-30 is usual for DDIM/DPM++)
-    guidance_scale: float = 7.5  # classifier-free guidance; 1 turns it off (half the UNet work)
+    steps: int = field(default=25, metadata={"range": (1, 1000)})  # denoising steps (20-30 is usual)
+    guidance_scale: float = field(default=7.5, metadata={"range": (0, 50)})  # classifier-free guidance; 1 = off (half the UNet work)
     negative_prompt: str = ""  # what to steer away from (e.g. "blurry, low quality, watermark")
-    scheduler: str = "ddim"  # ddim | euler | euler_a | dpm++ | unipc
-    context_frames: int = 16  # frames the motion modules see at once (their training length: 16)
-    context_overlap: int = 4  # frames shared by neighbouring windows when the video is longer
-    beta_schedule: str = "linear"  # the noise schedule the motion adapter was trained with (AnimateDiff: linear)
-    offload: bool = False  # models wait on the CPU and visit the GPU per phase (~8 GB instead of ~13 on a T4)
+    scheduler: str = field(default="ddim", metadata={"choices": tuple(SCHEDULERS)})  # ddim | euler | euler_a | dpm++ | unipc
+    context_frames: int = field(default=16, metadata={"range": (2, None)})  # frames the motion modules see at once (trained on 16)
+    context_overlap: int = field(default=4, metadata={"range": (0, None)})  # frames shared by neighbouring windows
+    beta_schedule: str = field(default="linear", metadata={"choices": BETA_SCHEDULES})  # the adapter's training schedule (AnimateDiff: linear)
+    offload: bool = False  # models wait on the CPU and visit the GPU per phase: ~2.5 GB less VRAM, slower
     vae_tiling: bool = False  # decode large frames tile by tile
-    decode_batch: int = 1  # frames decoded at once (1 = VAE slicing, least VRAM)
+    decode_batch: int = field(default=1, metadata={"range": (1, None)})  # frames decoded at once (1 = VAE slicing, least VRAM)
 
 
 def validate_options(o: AnimateDiffOptions, key: str = "generation.animatediff") -> None:
     """One ConfigError naming the first option outside what the engine can use."""
-    if not (isinstance(o.steps, int) and 1 <= o.steps <= 1000):
-        raise ConfigError(f"{key}.steps: {o.steps!r} is not allowed; use a whole number from 1 to 1000 (usual: 25)")
-    if not o.guidance_scale >= 0:
-        raise ConfigError(f"{key}.guidance_scale: {o.guidance_scale!r} is not allowed; use a number >= 0 (typical 5-9; 1 = off)")
-    if o.scheduler not in SCHEDULERS:
-        raise ConfigError(f"{key}.scheduler: {o.scheduler!r} is not a scheduler; use one of {', '.join(SCHEDULERS)}")
-    if not (isinstance(o.context_frames, int) and o.context_frames >= 2):
-        raise ConfigError(f"{key}.context_frames: {o.context_frames!r} is not allowed; use a whole number >= 2 (usual: 16)")
-    if not (isinstance(o.context_overlap, int) and 0 <= o.context_overlap < o.context_frames):
+    check_fields(o, key)
+    if o.context_overlap >= o.context_frames:
         raise ConfigError(
             f"{key}.context_overlap: {o.context_overlap!r} is not allowed; use a whole number from 0 to "
             f"context_frames - 1 ({o.context_frames - 1})"
         )
-    if o.beta_schedule not in BETA_SCHEDULES:
-        raise ConfigError(f"{key}.beta_schedule: {o.beta_schedule!r} is not allowed; use {' or '.join(BETA_SCHEDULES)} (AnimateDiff: linear)")
-    if not (isinstance(o.decode_batch, int) and o.decode_batch >= 1):
-        raise ConfigError(f"{key}.decode_batch: {o.decode_batch!r} is not allowed; use a whole number >= 1")
 
 
 def context_windows(frames: int, size: int, overlap: int) -> list[range]:

@@ -15,6 +15,7 @@ does not depend on the device, the chunking or where a resumed render restarts.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
@@ -30,6 +31,7 @@ __all__ = [
     "frame_noise",
     "guided_noise",
     "make_scheduler",
+    "check_fields",
     "decode_latents",
     "check_finite",
     "iteration_event",
@@ -44,6 +46,22 @@ SCHEDULERS = {
     "dpm++": "DPMSolverMultistepScheduler",
     "unipc": "UniPCMultistepScheduler",
 }  # each makes exactly `steps` model calls, so progress totals are known before sampling
+
+
+def check_fields(options: Any, key: str) -> None:
+    """Apply each field's ``range``/``choices`` metadata (the settings loader reads the same) to options built in code."""
+    for f in dataclasses.fields(options):
+        value, meta = getattr(options, f.name), f.metadata
+        where = f"{key}.{f.name}"
+        if "choices" in meta and value not in meta["choices"]:
+            raise ConfigError(f"{where}: {value!r} is not allowed; use one of {', '.join(map(str, meta['choices']))}")
+        if "range" in meta:
+            lo, hi = meta["range"]
+            whole = f.type in (int, "int")
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (not whole or float(value).is_integer())
+            if not ok or (lo is not None and value < lo) or (hi is not None and value > hi):
+                span = f"from {lo} to {hi}" if lo is not None and hi is not None else f">= {lo}" if lo is not None else f"<= {hi}"
+                raise ConfigError(f"{where}: {value!r} is not allowed; use {'a whole number' if whole else 'a number'} {span}")
 
 
 def make_scheduler(name: str, config: dict[str, Any], key: str, **overrides: Any) -> Any:

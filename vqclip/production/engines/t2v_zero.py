@@ -20,7 +20,7 @@ model and a mask from a generic detector would be a new dependency for an option
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import torch
@@ -30,6 +30,7 @@ from vqclip.production.animate import Motion, affine_matrix
 from vqclip.production.engines.diffusion_common import (
     Placement,
     TextConditioner,
+    check_fields,
     check_finite,
     decode_latents,
     frame_noise,
@@ -59,39 +60,28 @@ _PADDING = {"reflect": "reflection", "replicate": "border", "zeros": "zeros"}
 class T2VZeroOptions:
     """``generation.t2v_zero``: the paper's defaults unless noted."""
 
-    steps: int = 50  # DDIM steps from noise to image (paper: 50)
-    guidance_scale: float = 7.5  # classifier-free guidance; 1 turns it off (half the UNet work)
+    steps: int = field(default=50, metadata={"range": (1, 1000)})  # DDIM steps from noise to image (paper: 50)
+    guidance_scale: float = field(default=7.5, metadata={"range": (0, 50)})  # classifier-free guidance; 1 = off (half the UNet work)
     negative_prompt: str = ""  # what to steer away from (e.g. "blurry, low quality")
-    noise_timestep: int = 941  # T: every frame is denoised from here (paper: 941 of 1000)
-    motion_timestep: int = 881  # T′ <= T: where frame 1's latent is warped; = T skips the extra DDIM steps
-    chunk_size: int = 8  # frames denoised together, the anchor included (memory grows with it; paper: 8)
+    noise_timestep: int = field(default=941, metadata={"range": (1, 999)})  # T: every frame is denoised from here (paper: 941)
+    motion_timestep: int = field(default=881, metadata={"range": (0, 999)})  # T′ <= T: where frame 1's latent is warped (paper: 881)
+    chunk_size: int = field(default=8, metadata={"range": (2, None)})  # frames denoised together, the anchor included (paper: 8)
     cross_frame_attention: bool = True  # paper §3.2; off = plain per-frame self-attention (an ablation)
     motion_in_latents: bool = True  # paper §3.1; off = independent noise per frame (an ablation)
-    warp_mode: str = "nearest"  # nearest keeps the latent noise's statistics; bilinear blurs (shrinks) it
-    offload: bool = False  # models wait on the CPU and visit the GPU per phase: ~4 GB less VRAM, slower
+    warp_mode: str = field(default="nearest", metadata={"choices": ("nearest", "bilinear")})  # nearest keeps the noise's statistics
+    offload: bool = False  # models wait on the CPU and visit the GPU per phase: ~2 GB less VRAM, slower
     vae_tiling: bool = False  # decode large frames tile by tile (less VRAM above ~768 px)
-    decode_batch: int = 1  # frames decoded at once (1 = VAE slicing, least VRAM)
+    decode_batch: int = field(default=1, metadata={"range": (1, None)})  # frames decoded at once (1 = VAE slicing, least VRAM)
 
 
 def validate_options(o: T2VZeroOptions, key: str = "generation.t2v_zero") -> None:
     """One ConfigError naming the first option outside what the engine can use."""
-    if not (isinstance(o.steps, int) and 1 <= o.steps <= 1000):
-        raise ConfigError(f"{key}.steps: {o.steps!r} is not allowed; use a whole number from 1 to 1000 (paper: 50)")
-    if not o.guidance_scale >= 0:
-        raise ConfigError(f"{key}.guidance_scale: {o.guidance_scale!r} is not allowed; use a number >= 0 (typical 5-9; 1 = off)")
-    if not (isinstance(o.noise_timestep, int) and 1 <= o.noise_timestep <= 999):
-        raise ConfigError(f"{key}.noise_timestep: {o.noise_timestep!r} is not allowed; use a whole number from 1 to 999 (paper: 941)")
-    if not (isinstance(o.motion_timestep, int) and 0 <= o.motion_timestep <= o.noise_timestep):
+    check_fields(o, key)
+    if o.motion_timestep > o.noise_timestep:
         raise ConfigError(
             f"{key}.motion_timestep: {o.motion_timestep!r} is not allowed; use a whole number from 0 to "
             f"noise_timestep ({o.noise_timestep}) (paper: 881)"
         )
-    if not (isinstance(o.chunk_size, int) and o.chunk_size >= 2):
-        raise ConfigError(f"{key}.chunk_size: {o.chunk_size!r} is not allowed; use a whole number >= 2 (the anchor frame + at least one)")
-    if o.warp_mode not in ("nearest", "bilinear"):
-        raise ConfigError(f"{key}.warp_mode: {o.warp_mode!r} is not allowed; use nearest or bilinear")
-    if not (isinstance(o.decode_batch, int) and o.decode_batch >= 1):
-        raise ConfigError(f"{key}.decode_batch: {o.decode_batch!r} is not allowed; use a whole number >= 1")
 
 
 # --- cross-frame attention (§3.2) ------------------------------------------------------------------
