@@ -59,8 +59,9 @@ def check_fields(options: Any, key: str) -> None:
             lo, hi = meta["range"]
             whole = f.type in (int, "int")
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (not whole or float(value).is_integer())
-            if not ok or (lo is not None and value < lo) or (hi is not None and value > hi):
-                span = f"from {lo} to {hi}" if lo is not None and hi is not None else f">= {lo}" if lo is not None else f"<= {hi}"
+            open_zero = lo == 0 and not whole  # as the settings loader reads a range: a number above 0
+            if not ok or (lo is not None and (value < lo or (open_zero and value == 0))) or (hi is not None and value > hi):
+                span = f"> {lo} and <= {hi}" if open_zero else f"from {lo} to {hi}" if lo is not None and hi is not None else f">= {lo}" if lo is not None else f"<= {hi}"
                 raise ConfigError(f"{where}: {value!r} is not allowed; use {'a whole number' if whole else 'a number'} {span}")
 
 
