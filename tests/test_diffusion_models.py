@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import pickle
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -82,3 +83,42 @@ def test_folder_without_a_part_names_it(sd_folder, tmp_path):
         resolve_diffusion_folder({"path": str(tmp_path / "nowhere")})
     with pytest.raises(ModelError, match=r"models.motion_adapter: \{'file': 'x'\} is not a model"):
         resolve_diffusion_folder({"file": "x"}, kind="motion_adapter")
+
+
+def test_a_registry_name_loads_the_folder_its_downloaded_files_form(sd_folder, tmp_path, monkeypatch):
+    from vqclip.models import registry
+
+    if not hasattr(registry, "resolve_model"):
+        pytest.skip("this build's registry has no data-file entries")
+    from vqclip.models.diffusion import load_sd_components, resolve_diffusion_folder
+
+    def fake_download(info, cache_dir=None, callback=None):  # the network, mocked: copy the files where they belong
+        dest = registry.model_dir(info, cache_dir)
+        for f in info.files:
+            src = sd_folder / f.filename.replace(".fp16", "")
+            (dest / f.filename).parent.mkdir(parents=True, exist_ok=True)
+            if src.is_file():
+                shutil.copy(src, dest / f.filename)
+            else:  # files the tiny model does not have (special_tokens_map.json)
+                (dest / f.filename).write_text("{}")
+        return registry.file_paths(info, cache_dir)
+
+    monkeypatch.setattr(registry, "download_model", fake_download)
+    folder = resolve_diffusion_folder("stable-diffusion-v1-5", cache_dir=tmp_path)
+    assert folder == tmp_path / "diffusion" / "stable-diffusion-v1-5"
+    c = load_sd_components(folder)  # the fp16-variant file names load too
+    assert c.unet.config.cross_attention_dim == 16
+
+
+def test_the_packaged_toy_resolves_to_its_folder():
+    import vqclip.toy
+    from vqclip.models import registry
+    from vqclip.models.diffusion import resolve_diffusion_folder
+
+    toy = Path(vqclip.toy.__file__).parent / "weights" / "diffusion"
+    if not hasattr(registry, "resolve_model") or not (toy / "motion_adapter" / "config.json").is_file():
+        pytest.skip("needs the data-file registry and the built toy diffusion pack")
+
+    folder = resolve_diffusion_folder("toy")
+    assert (folder / "unet" / "config.json").is_file() and folder.name == "diffusion"
+    assert resolve_diffusion_folder("toy", kind="motion_adapter") == folder / "motion_adapter"

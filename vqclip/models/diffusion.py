@@ -22,6 +22,8 @@ import torch
 from vqclip.errors import ModelError
 
 __all__ = [
+    "DEFAULT_DIFFUSION",
+    "DEFAULT_MOTION_ADAPTER",
     "SDComponents",
     "require_diffusers",
     "resolve_diffusion_folder",
@@ -29,6 +31,9 @@ __all__ = [
     "load_motion_adapter",
     "vae_scale_factor",
 ]
+
+DEFAULT_DIFFUSION = "stable-diffusion-v1-5"  # models.diffusion: null
+DEFAULT_MOTION_ADAPTER = "animatediff-motion-adapter-v1-5-2"  # models.motion_adapter: null
 
 #: subfolder -> what it holds; all must be present in a Stable Diffusion folder.
 SD_SUBFOLDERS = {

@@ -15,9 +15,7 @@ in fp16) are from implementations without fused attention and sit above these es
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,17 +102,6 @@ def _trace(module: torch.nn.Module, fn) -> _Pass:
     return _Pass((flops.get_total_flops() + attention.flops) / 1e12, peak.peak)
 
 
-@contextlib.contextmanager
-def _quiet():
-    log = logging.getLogger("diffusers")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
-
-
 def _read_config(folder: Path | None, name: str, default: dict) -> dict:
     if folder is not None and (folder / name).is_file():
         raw = json.loads((folder / name).read_text())
@@ -171,6 +158,7 @@ def estimate_sampled(
     from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel, UNetMotionModel
 
     from vqclip.preproduction.estimate import CUDA_CONTEXT_BYTES
+    from vqclip.production.engines.diffusion_common import quiet_diffusers
 
     folder = Path(model_folder) if model_folder else None
     unet_cfg = _read_config(folder / "unet" if folder else None, "config.json", SD15_UNET)
@@ -179,7 +167,7 @@ def estimate_sampled(
     cells = 2 ** (len(vae_cfg["block_out_channels"]) - 1)
     h, w = height // cells, width // cells
     ctx_dim = unet_cfg.get("cross_attention_dim", 768)
-    with _quiet(), torch.device("meta"):
+    with quiet_diffusers(), torch.device("meta"):
         unet = UNet2DConditionModel.from_config(unet_cfg)
         if engine == "animatediff":
             adapter_cfg = _read_config(Path(adapter_folder) if adapter_folder else None, "config.json", {})

@@ -36,6 +36,8 @@ __all__ = [
     "check_finite",
     "iteration_event",
     "to_pil",
+    "load_for_engine",
+    "quiet_diffusers",
 ]
 
 #: scheduler names a preset may give -> diffusers class.
@@ -73,6 +75,20 @@ def make_scheduler(name: str, config: dict[str, Any], key: str, **overrides: Any
         raise ConfigError(f"{key}: {name!r} is not a scheduler; use one of {', '.join(SCHEDULERS)}")
     cls = getattr(diffusers, SCHEDULERS[name])
     return cls.from_config({**config, **overrides})
+
+
+@contextlib.contextmanager
+def quiet_diffusers() -> Iterator[None]:
+    """Hide diffusers' warnings for one call (e.g. from_unet2d's own dtype cast warns about itself)."""
+    import logging
+
+    log = logging.getLogger("diffusers")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def frame_noise(seed: int, frame: int, shape: Sequence[int], salt: str = "noise") -> torch.Tensor:
@@ -234,3 +250,15 @@ def to_pil(image01: torch.Tensor):
 
     arr = (image01[0].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
     return Image.fromarray(arr)
+
+
+def load_for_engine(ctx: Any, engine: str, offload: bool) -> tuple[Any, Placement]:
+    """The SD components of ``models.diffusion`` (default SD 1.5), loaded in the dtypes the run places them in."""
+    from vqclip.models.diffusion import DEFAULT_DIFFUSION, load_sd_components, require_diffusers, resolve_diffusion_folder
+
+    require_diffusers(engine)
+    models = ctx.config.models
+    precision = getattr(ctx.precision, "name", "fp32") if ctx.precision is not None else "fp32"
+    placement = Placement.for_run(ctx.device, precision, offload)
+    folder = resolve_diffusion_folder(models.diffusion or DEFAULT_DIFFUSION, "diffusion", models.cache_dir, models.download)
+    return load_sd_components(folder, dtype=placement.dtype, vae_dtype=placement.vae_dtype), placement
