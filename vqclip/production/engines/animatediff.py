@@ -40,6 +40,7 @@ from vqclip.production.engines.diffusion_common import (
     guided_noise,
     iteration_event,
     make_scheduler,
+    quiet_diffusers,
     to_pil,
 )
 
@@ -132,7 +133,9 @@ class AnimateDiffSampler:
             raise ConfigError(f"size: {width}x{height} is not allowed for animatediff; width and height must be multiples of {cells}")
         self.latent_shape = (components.unet.config.in_channels, height // cells, width // cells)
         p = self.placement
-        self.unet = p.place(UNetMotionModel.from_unet2d(components.unet, motion_adapter).eval(), p.dtype)
+        with quiet_diffusers():
+            motion_unet = UNetMotionModel.from_unet2d(components.unet, motion_adapter).eval()
+        self.unet = p.place(motion_unet, p.dtype)
         self.vae = p.place(components.vae, p.vae_dtype)
         if options.vae_tiling:
             self.vae.enable_tiling()
