@@ -2,8 +2,9 @@
 
 Random weights throughout (speed does not depend on their values), so nothing is downloaded: the
 VQGAN is built from a registry entry's architecture and CLIP is ``open_clip.create_model(ARCH)``.
-The step is the render loop's own: the vqgan engine's synth (straight-through quantize, decode,
-crop), cutouts with augmentations, every perceptor in one batch, the prompt loss, backward, step.
+The step is the render loop's own :func:`vqclip.production.step.step`: the generator's synth
+(vqgan: straight-through quantize, decode, crop), the objective (cutouts or views), the stability
+pull, backward, optimizer step, clamp.
 
     python benchmarks/bench_render.py --model imagenet_f16_16384 --clip ViT-B-32 --size 256 --cutn 32
     python benchmarks/bench_render.py --size 512 --precision fp16 --device cuda
@@ -31,39 +32,39 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 
 def build(args):
-    """The engine, perceptors, prompt bank, cutouts, optimizer and precision of one render step."""
+    """The generator, objective, optimizer, precision and perceptors of one render step (random weights)."""
     import open_clip
 
-    from vqclip.settings.render import OPTIMIZERS, load_config
-    from vqclip.production.cutouts import Cutouts
-    from vqclip.production.engines.base import EngineContext
-    from vqclip.production.engines.vqgan import VQGANEngine
     from vqclip.models.clip import Perceptor
     from vqclip.models.registry import get_model_info
     from vqclip.models.vqgan import build_vqgan
+    from vqclip.production.engines.base import EngineContext
+    from vqclip.production.generators.pixels import PixelGenerator
+    from vqclip.production.generators.vqgan import VQGANGenerator
+    from vqclip.production.objectives import get_objective
     from vqclip.production.precision import resolve_device, resolve_precision
-    from vqclip.production.prompts import PromptBank, Prompt, Scene, Timeline
+    from vqclip.production.prompts import Prompt, PromptBank, Scene, Timeline
+    from vqclip.production.step import make_optimizer
+    from vqclip.settings.render import load_config
 
     width, height = _parse_size(args.size)
+    section = {"views": {"count": args.views}} if args.engine == "pixels" else {"cutouts": {"cutn": args.cutn}}
     cfg = load_config({
         "prompts": {"texts": "a painting of a lighthouse in a storm"},
         "size": {"width": width, "height": height},
-        "models": {"vqgan": args.model, "clip": [a for a in args.clip.split(",")]},
-        "generation": {"cutn": args.cutn, "precision": args.precision, "device": args.device, "seed": 0,
-                       "engine": args.engine, "pixels": {"views": args.views}},
+        "models": {"clip": [a for a in args.clip.split(",")], **({} if args.engine == "pixels" else {"vqgan": args.model})},
+        "generation": {"precision": args.precision, "device": args.device, "seed": 0, "engine": args.engine, **section},
     })
     device = resolve_device(cfg.generation.device)
     precision = resolve_precision(cfg.generation.precision, device)
     torch.manual_seed(0)
-    info = get_model_info(args.model)
-    model = None if args.engine == "pixels" else build_vqgan(info.arch or args.model).to(device).eval().requires_grad_(False)
-    ctx = EngineContext(cfg, device, height, width, precision.channels_last)
-    if args.engine == "pixels":  # the pixel engine (paper 000): no generator, its own views and loss
-        from vqclip.production.engines.pixels import PixelEngine
-
-        engine = PixelEngine(ctx)
+    timeline = Timeline((Scene((Prompt("a painting of a lighthouse in a storm"),), (), 1),))
+    ctx = EngineContext(cfg, device, height, width, precision.channels_last, precision=precision, timeline=timeline)
+    if args.engine == "pixels":  # paper 000: no decoder
+        generator = PixelGenerator(ctx)
     else:
-        engine = VQGANEngine(ctx, model, args.model)
+        model = build_vqgan(get_model_info(args.model).arch or args.model).to(device).eval().requires_grad_(False)
+        generator = VQGANGenerator(ctx, model, args.model)
     perceptors = []
     for arch in args.clip.split(","):
         clip = open_clip.create_model(arch, pretrained=None, device=device)
@@ -74,39 +75,25 @@ def build(args):
     if precision.channels_last:
         for p in perceptors:
             p.to(memory_format=torch.channels_last)
-    timeline = Timeline((Scene((Prompt("a painting of a lighthouse in a storm"),), (), 1),))
     bank = PromptBank.build(timeline, perceptors, [1.0] * len(perceptors), device)
-    engine.prepare(perceptors, bank)
-    cutouts = {s: Cutouts(s, cfg.generation.cutn, cfg.generation.cut_pow, cfg.generation.augmentations).to(device)
-               for s in sorted({p.input_size for p in perceptors})}
-    engine.start(None)
-    optimizer = getattr(torch.optim, OPTIMIZERS[cfg.generation.optimizer])(engine.parameters(), lr=cfg.generation.lr)
-    return cfg, device, precision, engine, perceptors, bank, cutouts, optimizer
+    objective = get_objective(cfg.generation.objective).build(ctx, perceptors, bank)
+    generator.start(None)
+    optimizer = make_optimizer(cfg.generation.optimizer, generator, cfg.generation.lr)
+    return cfg, device, precision, generator, objective, optimizer, perceptors
 
 
-def make_step(device, precision, engine, perceptors, bank, cutouts, optimizer):
-    """One optimizer step exactly as the render loop runs it."""
+def timed_step(generator, objective, optimizer, precision):
+    """The render loop's own step() on a later frame (its stability pull toward the current image included)."""
+    from vqclip.production.step import step
 
-    reference = engine.image()  # a later frame's previous frame, for an engine's stability term
+    reference = generator.image()
     count = [0]
 
-    def step() -> float:
-        optimizer.zero_grad(set_to_none=True)
-        with precision.autocast():
-            image = engine.synth()
-            custom = engine.loss(1, count[0], image, reference)  # the pixel engine's own objective, or None
-            count[0] += 1
-            if custom is not None:
-                loss = custom[0]
-            else:
-                batches = {s: maker(image) for s, maker in cutouts.items()}
-                embeds = [p.encode_image(batches[p.input_size]) for p in perceptors]
-                loss, _ = bank.loss(0, embeds)
-        precision.step(loss, optimizer)
-        engine.after_step()
-        return float(loss.detach())
+    def run() -> float:
+        count[0] += 1
+        return step(generator, objective, optimizer, precision, 1, count[0], reference).loss
 
-    return step
+    return run
 
 
 def _sync(device) -> None:
@@ -154,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     from vqclip.production.animate import Motion, warp
 
     t_build = time.perf_counter()
-    cfg, device, precision, engine, perceptors, bank, cutouts, optimizer = build(args)
+    cfg, device, precision, engine, objective, optimizer, perceptors = build(args)
     t_build = time.perf_counter() - t_build
-    step = make_step(device, precision, engine, perceptors, bank, cutouts, optimizer)
+    step = timed_step(engine, objective, optimizer, precision)
 
     for _ in range(args.warmup):
         step()

@@ -21,7 +21,7 @@ def _one_error_line(capsys) -> str:
 def test_bad_set_exits_2_with_one_line(capsys):
     assert main(["render", "default", "--set", "generation.optimzer=adam"]) == 2
     line = _one_error_line(capsys)
-    assert "generation.optimzer: unknown key; did you mean 'generation.optimizer'?" in line
+    assert "generation.optimzer: unknown setting; did you mean 'generation.optimizer'?" in line
     assert main(["render", "default", "--set", "size.width=huge"]) == 2
     assert "size.width: 'huge' is not allowed; use a whole number 16..4096" in _one_error_line(capsys)
     assert main(["render", "no-such-preset"]) == 2
@@ -64,7 +64,7 @@ def tiny_preset(taming_checkpoints, open_clip_files, tmp_path):
             "vqgan": {"config": str(config), "checkpoint": str(ckpt)},
             "clip": [{"spec": {k: str(v) for k, v in open_clip_files.items()}}],
         },
-        "generation": {"seed": 1, "iterations_first_frame": 4, "iterations_per_frame": 2, "cutn": 2, "device": "cpu"},
+        "generation": {"seed": 1, "iterations_first_frame": 4, "iterations_per_frame": 2, "cutouts": {"cutn": 2}, "device": "cpu"},
         "animation": {"frames": 2, "zoom": 1.1},
         "output": {"fps": 4},
     }

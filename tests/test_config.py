@@ -53,10 +53,10 @@ def test_overrides_are_yaml_typed():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("generation.optimzer=adam", "generation.optimzer: unknown key; did you mean 'generation.optimizer'?"),
-        ("generation.width=3", "generation.width: unknown key; did you mean 'size.width'?"),
-        ("animaton.zoom=1", "animaton: unknown key; did you mean 'animation'?"),
-        ("generation.vqgan.quantise=true", "generation.vqgan.quantise: unknown key; did you mean 'generation.vqgan.quantize'?"),
+        ("generation.optimzer=adam", "generation.optimzer: unknown setting; did you mean 'generation.optimizer'?"),
+        ("generation.width=3", "generation.width: unknown setting; did you mean 'size.width'?"),
+        ("animaton.zoom=1", "animaton: unknown setting; did you mean 'animation'?"),
+        ("generation.vqgan.quantise=true", "generation.vqgan.quantise: unknown setting; did you mean 'generation.vqgan.quantize'?"),
     ],
 )
 def test_unknown_keys_get_a_did_you_mean(override, message):
@@ -76,7 +76,7 @@ def test_unknown_keys_get_a_did_you_mean(override, message):
         ("generation.precision=fp8", "generation.precision: 'fp8' is not allowed; use one of auto, fp32, fp16, bf16"),
         ("generation.device=gpu", "generation.device: 'gpu' is not allowed; use auto, cpu, cuda or cuda:N"),
         ("generation.lr=0", "generation.lr: 0 is not allowed; use a number > 0.0"),
-        ("generation.augmentations=[affine, jiter]", "generation.augmentations[1]: 'jiter' is not allowed"),
+        ("generation.cutouts.augmentations=[affine, jiter]", "generation.cutouts.augmentations[1]: 'jiter' is not allowed"),
         ("generation.engine=diffusion", "generation.engine: 'diffusion' is not allowed; use one of vqgan"),
         ("animation.zoom=0:(1-t)", "animation.zoom: '0:(1-t)' gives 0 at frame 1; a zoom must lie in 0.01..100"),
         ("animation.border_mode=wrap", "animation.border_mode: 'wrap' is not allowed; use one of reflect, replicate, zeros"),
@@ -85,7 +85,7 @@ def test_unknown_keys_get_a_did_you_mean(override, message):
         ("prompts.init_image=missing.png", "prompts.init_image: 'missing.png' is not a file"),
         ("prompts.texts=", "prompts.texts: '' is not allowed; give at least one prompt"),
         ("output.video_quality=best", "output.video_quality: 'best' is not allowed; use one of lossless, high"),
-        ("generation.cutn=1.5", "generation.cutn: 1.5 is not allowed; use a whole number 1..1024"),
+        ("generation.cutouts.cutn=1.5", "generation.cutouts.cutn: 1.5 is not allowed; use a whole number 1..1024"),
         ("output.video=maybe", "output.video: 'maybe' is not allowed; use true or false"),
         ("nokey", "--set 'nokey': not allowed; write KEY=VALUE"),
     ],
@@ -108,14 +108,14 @@ def test_scenes_set_the_frame_count():
     assert load_config(scenes).animation.frames == 12
     with pytest.raises(ConfigError, match="animation.frames: 10 is not allowed; the scenes add up to 12 frames"):
         load_config(scenes, ["animation.frames=10"])
-    with pytest.raises(ConfigError, match=r"prompts.scenes\[1\].frame: unknown key; did you mean 'prompts.scenes\[1\].frames'"):
+    with pytest.raises(ConfigError, match=r"prompts.scenes\[1\].frame: unknown setting; did you mean 'prompts.scenes\[1\].frames'"):
         load_config({"prompts": {"scenes": [{"texts": "a"}, {"texts": "b", "frame": 3}]}})
 
 
 def test_bad_preset_files(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("prompts:\n  texts: 'a'\n  colour: red\n")
-    with pytest.raises(ConfigError, match="prompts.colour: unknown key"):
+    with pytest.raises(ConfigError, match="prompts.colour: unknown setting"):
         load_config(str(bad))
     broken = tmp_path / "broken.yaml"
     broken.write_text("prompts: [\n")
@@ -136,3 +136,52 @@ def test_round_trip_and_hash():
     # output settings do not change the frames, so they do not change the hash
     assert config_hash(load_config(d, ["output.fps=30", "generation.max_iterations=5"])) == config_hash(cfg)
     assert config_hash(load_config(d, ["generation.lr=0.2"])) != config_hash(cfg)
+
+
+# ----------------------------------------------------------------------------------------------
+# The one YAML reader (render and post presets alike)
+
+
+def test_a_duplicate_key_is_refused_with_both_lines(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("prompts:\n  texts: a cat\nsize:\n  width: 64\n  width: 128\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"the key 'width' appears twice \(lines 4 and 5\)"):
+        load_config(path)
+
+
+def test_text_that_is_not_utf8_is_one_clear_error(tmp_path):
+    from vqclip.settings.post import load_post_config
+
+    path = tmp_path / "p.yaml"
+    path.write_bytes("prompts:\n  texts: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 21 is 0xe9\); save the file as UTF-8"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"^post file .*not UTF-8 text"):
+        load_post_config(path)
+
+
+def test_aliases_are_bounded(tmp_path):
+    from vqclip.settings.loader import MAX_ALIASES
+
+    lines = ["a: &a [1, 2]"] + [f"b{i}: [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]" for i in range(MAX_ALIASES // 10 + 1)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(ConfigError, match=f"more than {MAX_ALIASES} aliases"):
+        load_config(path)
+
+
+def test_section_options_take_ranges_from_field_metadata():
+    with pytest.raises(ConfigError, match=r"^generation\.cutouts\.cut_pow: 0\.0 is not allowed; use a number > 0 and <= 10$"):
+        load_config(BASE, ["generation.cutouts.cut_pow=0.0"])
+    with pytest.raises(ConfigError, match=r"^generation\.cutouts\.cutn: 2000 is not allowed; use a whole number 1\.\.1024$"):
+        load_config(BASE, ["generation.cutouts.cutn=2000"])
+
+
+def test_null_optimized_settings_resolve_per_generator_and_reload_to_the_same_hash(tmp_path):
+    import yaml
+
+    cfg = load_config(BASE, ["generation.iterations_first_frame=null", "generation.lr=null", "generation.stability_weight=null"])
+    g = cfg.generation
+    assert (g.iterations_first_frame, g.lr, g.stability_weight, g.objective) == (200, 0.1, 0.0, "cutouts")
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(config_to_dict(cfg)), encoding="utf-8")
+    assert config_hash(load_config(tmp_path / "s.yaml")) == config_hash(cfg)

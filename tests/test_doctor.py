@@ -157,3 +157,15 @@ def test_toy_render_runs_through_the_real_render_loop():
     result = doctor.check_toy_render()
     assert result.status == PASS, result
     assert result.detail.startswith("2 frames + video in ")
+
+
+def test_models_row_reports_the_registry_cache_state(tmp_path, monkeypatch):
+    from vqclip.models.registry import model_status
+
+    monkeypatch.setenv("VQCLIP_CACHE", str(tmp_path))
+    row = doctor.check_models()
+    assert row.status == "PASS" and "clip:toy" in row.detail and "vqgan:toy" in row.detail
+    (tmp_path / "clip").mkdir()
+    (tmp_path / "clip" / "ViT-B-32-openai.safetensors").write_bytes(b"<html>quota exceeded</html>")
+    row = doctor.check_models()
+    assert row.status == "WARN" and "clip:ViT-B-32/openai" in row.detail and model_status("ViT-B-32/openai") == "invalid"

@@ -73,7 +73,7 @@ def test_estimate_config_of_a_preset_dict():
 
     cfg = load_config({"prompts": {"texts": "a garden"}, "size": {"width": 640, "height": 360},
                        "models": {"vqgan": "imagenet_f16_16384", "clip": [{"spec": "ViT-B-32/openai"}]},
-                       "generation": {"cutn": 16, "precision": "fp32"}})
+                       "generation": {"cutouts": {"cutn": 16}, "precision": "fp32"}})
     s = estimate_config(cfg)
     assert (s.width, s.height, s.cutn, s.precision) == (640, 360, 16, "fp32")
     assert 2 * GiB < s.total_bytes < 15 * GiB

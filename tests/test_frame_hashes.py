@@ -25,8 +25,8 @@ VQGAN_CASE = {
     "size": {"width": 40, "height": 36},
     "models": {"vqgan": "toy", "clip": [{"spec": "toy", "weight": 1.0}]},
     "generation": {
-        "seed": 3, "iterations_first_frame": 6, "iterations_per_frame": 3, "lr": 0.2, "cutn": 4, "cut_pow": 0.5,
-        "augmentations": ["affine", "jitter"], "stability_weight": 0.3, "device": "cpu", "vqgan": {"init": "noise"},
+        "seed": 3, "iterations_first_frame": 6, "iterations_per_frame": 3, "lr": 0.2, "stability_weight": 0.3,
+        "device": "cpu", "vqgan": {"init": "noise"}, "cutouts": {"cutn": 4, "cut_pow": 0.5, "augmentations": ["affine", "jitter"]},
     },
     "animation": {"zoom": "0:(1.0), 3:(1.05)", "angle": "0:(0), 3:(4)", "translation_x": "0:(0), 3:(2)"},
     "output": {"fps": 4, "images_interval": 0, "video": False, "contact_sheet": False},
@@ -37,8 +37,8 @@ PIXELS_CASE = {
     "size": {"width": 40, "height": 32},
     "models": {"clip": [{"spec": "toy", "weight": 1.0}]},
     "generation": {
-        "engine": "pixels", "seed": 5, "device": "cpu",
-        "pixels": {"temperature": 40, "frames_per_prompt": 1, "views": 2, "first_steps": 4, "steps": 2, "post_denoise": "median"},
+        "engine": "pixels", "seed": 5, "device": "cpu", "iterations_first_frame": 4, "iterations_per_frame": 2,
+        "pixels": {"temperature": 40, "frames_per_prompt": 1, "post_denoise": "median"}, "views": {"count": 2},
     },
     "output": {"fps": 4, "images_interval": 0, "video": False, "contact_sheet": False},
 }

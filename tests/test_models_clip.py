@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import open_clip
 import pytest
@@ -110,7 +111,7 @@ def test_weights_that_do_not_fit_the_config(open_clip_files, tmp_path):
 
 def test_toy_loads_packaged_files_or_says_what_is_missing(monkeypatch, open_clip_files, tmp_path):
     monkeypatch.setattr(registry, "packaged_dir", lambda: tmp_path)
-    with pytest.raises(ModelError, match=r"CLIP 'toy' ships inside vqclip, but .*toy_clip.json and .*toy_clip.pt are missing; rebuild it with `python -m tools.train_toy_clip`"):
+    with pytest.raises(ModelError, match=r"model 'toy' ships inside vqclip, but .*toy_clip.json and .*toy_clip.pt are missing; rebuild the toy pack .*`python -m tools.train_toy_clip`"):
         load_perceptor("toy")
     (tmp_path / "toy_clip.json").write_text(open_clip_files["config"].read_text())
     state = {k: v.half() for k, v in torch.load(open_clip_files["weights"], weights_only=True).items()}
@@ -118,3 +119,103 @@ def test_toy_loads_packaged_files_or_says_what_is_missing(monkeypatch, open_clip
     p = load_perceptor("toy")
     assert p.name == "toy" and p.encode_image(torch.rand(1, 3, 32, 32)).shape == (1, 16)
     assert next(p.model.parameters()).dtype == torch.float32
+
+
+# --- QuickGELU: the activation the weights were trained with ------------------------------------
+
+
+@pytest.mark.parametrize("spec, quick", [
+    ("ViT-B-32/openai", True), ("ViT-B-16/openai", True), ("RN50/openai", True),  # registry entries
+    ("ViT-B-32/laion2b_s34b_b79k", False),  # registry, LAION: plain GELU
+    ("RN101/openai", True), ("ViT-B-16/laion2b_s34b_b88k", False),  # open_clip tags the registry does not list
+])
+def test_each_perceptor_is_built_with_the_activation_of_its_weights(spec, quick):
+    import warnings
+
+    from open_clip.transformer import QuickGELU
+
+    from vqclip.models.clip import build_architecture, uses_quick_gelu
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = build_architecture(spec)  # meta device: no weights, no network
+    assert uses_quick_gelu(model) is quick
+    assert any(isinstance(m, torch.nn.GELU) for m in model.modules()) is (not quick)
+    assert not [w for w in caught if "QuickGELU" in str(w.message)]
+    assert QuickGELU  # the class the check looks for exists in this open_clip
+
+
+def test_loading_an_openai_tag_emits_no_quickgelu_mismatch_warning(monkeypatch):
+    """The real load path with a tag: open_clip's own check must find the model and the tag agree."""
+    import warnings
+
+    import open_clip.factory as factory
+
+    from vqclip.models.clip import _create, uses_quick_gelu
+
+    monkeypatch.setattr(factory, "download_pretrained", lambda cfg, cache_dir=None: "weights.bin")
+    monkeypatch.setattr(factory, "load_checkpoint", lambda *a, **k: {})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = _create("RN50", "openai", "meta", None, "RN50/openai", quick_gelu=True)
+        plain = _create("RN50", "openai", "meta", None, "RN50/openai", quick_gelu=False)
+    mismatch = [str(w.message) for w in caught if "QuickGELU mismatch" in str(w.message)]
+    assert uses_quick_gelu(model) and len(mismatch) == 1  # only the deliberately wrong build warns
+    assert not uses_quick_gelu(plain)
+
+
+def test_a_local_spec_states_openai_weights_with_quick_gelu(open_clip_files):
+    from vqclip.models.clip import uses_quick_gelu
+    from vqclip.models.registry import resolve_model
+
+    spec = {"config": open_clip_files["config"], "weights": open_clip_files["weights"]}
+    assert not uses_quick_gelu(load_perceptor(spec).model)
+    assert uses_quick_gelu(load_perceptor({**spec, "quick_gelu": True}).model)
+    assert resolve_model({"name": "ViT-B-32-quickgelu", "weights": "w.pt"}, "clip").options["quick_gelu"] is True
+    with pytest.raises(ConfigError, match="quick_gelu 'yes' is not allowed; give true"):
+        load_perceptor({**spec, "quick_gelu": "yes"})
+
+
+def test_weights_that_are_not_a_plain_state_dict_are_refused_in_one_line(open_clip_files, tmp_path):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    bad = tmp_path / "evil.pt"
+    bad.write_bytes(pickle.dumps({"visual.proj": Evil()}, protocol=2))
+    with pytest.raises(ModelError) as err:
+        load_perceptor({"config": open_clip_files["config"], "weights": bad})
+    msg = str(err.value)
+    assert "\n" not in msg and str(bad) in msg and "not a plain tensor state dict" in msg
+    assert "weights_only" not in msg and "arbitrary code" not in msg
+
+
+def test_a_refused_open_clip_download_does_not_repeat_torchs_unsafe_advice(monkeypatch):
+    advice = ("Weights only load failed. In PyTorch 2.6, we changed the default value of the `weights_only` argument in "
+              "`torch.load` from `False` to `True`. Re-running `torch.load` with `weights_only` set to `False` will likely "
+              "succeed, but it can result in arbitrary code execution.\nWeightsUnpickler error: Unsupported global: GLOBAL "
+              "__main__.Evil was not an allowed global by default.")
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError(advice)
+
+    monkeypatch.setattr(open_clip, "create_model", refuse)
+    with pytest.raises(ModelError) as err:
+        load_perceptor("RN101/openai")  # a tag open_clip downloads itself
+    msg = str(err.value)
+    assert "not a plain tensor state dict (its pickle names __main__.Evil)" in msg
+    assert "weights_only" not in msg and "\n" not in msg
+
+
+def test_weights_whose_name_hides_their_format_are_refused_in_one_line(open_clip_files, tmp_path):
+    from safetensors.torch import save_file
+
+    state = torch.load(open_clip_files["weights"], weights_only=True)
+    save_file(state, str(tmp_path / "w.pt"))  # safetensors bytes under a .pt name: open_clip would misread it
+    with pytest.raises(ModelError, match=r"'.*w.pt' hold safetensors but are named .pt; rename the file to end in .safetensors"):
+        load_perceptor({"config": open_clip_files["config"], "weights": tmp_path / "w.pt"})
+    (tmp_path / "w.pt").rename(tmp_path / "w.safetensors")
+    p = load_perceptor({"config": open_clip_files["config"], "weights": tmp_path / "w.safetensors"})
+    assert p.encode_image(torch.rand(1, 3, 32, 32)).shape == (1, 16)

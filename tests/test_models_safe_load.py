@@ -105,3 +105,40 @@ def test_unreadable_files_raise_model_error(tmp_path):
     _save([torch.ones(1)], tmp_path / "list.ckpt", legacy=False)
     with pytest.raises(ModelError, match="holds a list, not a dict"):
         safe_load_checkpoint(tmp_path / "list.ckpt")
+
+
+class _Alloc:
+    def __init__(self, kind, n):
+        self.kind, self.n = kind, n
+
+    def __reduce__(self):
+        return (self.kind, (self.n,))
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray])
+def test_a_pickle_asking_for_a_huge_allocation_is_refused_before_it_allocates(tmp_path, kind):
+    path = tmp_path / "bomb.ckpt"
+    torch.save({"state_dict": {}, "x": _Alloc(kind, 4_000_000_000)}, path)  # saving does not allocate; loading would
+    with pytest.raises(UnsafeCheckpointError, match=rf"asks {kind.__name__}\(4000000000\) to allocate 3.7 GiB"):
+        safe_load_checkpoint(path)
+    torch.save({"state_dict": {}, "x": _Alloc(kind, 16)}, path)  # small: fine
+    assert safe_load_checkpoint(path)["x"] == kind(16)
+
+
+def test_load_weights_reads_safetensors_and_plain_state_dicts_only(tmp_path):
+    from safetensors.torch import save_file
+
+    from vqclip.models.safe_load import load_weights
+
+    state = {"a.weight": torch.randn(3, 2)}
+    save_file(state, str(tmp_path / "w.safetensors"))
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "w.pt")
+    for name in ("w.safetensors", "w.pt"):
+        got = load_weights(tmp_path / name)
+        assert list(got) == ["a.weight"] and torch.equal(got["a.weight"], state["a.weight"])
+    torch.save({"a": _Alloc(bytes, 4_000_000_000)}, tmp_path / "bomb.pt")
+    with pytest.raises(ModelError, match=r"'.*bomb.pt' is not a plain tensor state dict \(its pickle names .*bytes\)"):
+        load_weights(tmp_path / "bomb.pt", "CLIP weights")
+    (tmp_path / "half.pt").write_bytes((tmp_path / "w.pt").read_bytes()[:200])
+    with pytest.raises(ModelError, match="could not be read .* truncated"):
+        load_weights(tmp_path / "half.pt")

@@ -1,20 +1,18 @@
-"""The pixel engine's method (paper 000): timeline weights, temperature, stability, views, perceptors."""
+"""The pixel method (paper 000) through render(): timeline spans, temperature, stability, views, perceptors, negatives."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from vqclip.production.engines.pixels import (
-    PixelOptions,
-    PixelStory,
-    PixelViews,
-    next_start,
-    story_scene_frames,
-    story_weights,
-    temperature_params,
-)
 from vqclip.errors import ConfigError
+from vqclip.production.generators.pixels import next_start, story_scene_frames, temperature_params
+from vqclip.production.objectives.views import PixelViews
+from vqclip.production.prompts import build_timeline
+from vqclip.production.render import render
+from vqclip.settings.render import load_config
 
 
 class TinyPerceptor(torch.nn.Module):
@@ -44,63 +42,66 @@ class TinyPerceptor(torch.nn.Module):
         return torch.nn.functional.normalize(self.conv2(h).mean((2, 3)), dim=-1)
 
 
-PROMPTS = ["a red square on grass", "a blue circle in the sky"]
+def _preset(frames=4, seed=0, first=6, later=4, weights=(1.0,), pixels=None, views=None, **generation) -> dict:
+    return {
+        "prompts": {"texts": "a red square on grass"},
+        "size": {"width": 40, "height": 24},
+        "models": {"clip": [{"spec": "toy", "weight": w} for w in weights]},
+        "generation": {"engine": "pixels", "seed": seed, "device": "cpu", "iterations_first_frame": first,
+                       "iterations_per_frame": later, "pixels": {"post_denoise": "none", **(pixels or {})},
+                       "views": {"count": 2, **(views or {})}, **generation},
+        "animation": {"frames": frames},
+        "output": {"images_interval": 0, "video": False, "contact_sheet": False},
+    }
 
 
-def _story(temperature=30.0, frames_per_prompt=2, perceptors=None, **kw) -> PixelStory:
-    opts = PixelOptions(temperature=temperature, frames_per_prompt=frames_per_prompt, views=2, first_steps=6, steps=4, **kw)
-    return PixelStory(PROMPTS, perceptors or [TinyPerceptor()], opts, height=24, width=40)
+@pytest.fixture
+def tiny(monkeypatch):
+    """Renders with TinyPerceptors in place of the configured CLIP models; returns the frames as float tensors."""
+    def run(tmp_path, preset, perceptors=None):
+        perceptors = perceptors or [TinyPerceptor()]
+        monkeypatch.setattr("vqclip.production.render._load_perceptors", lambda cfg, device: perceptors)
+        out = tmp_path / f"r{len(list(tmp_path.iterdir())) if tmp_path.exists() else 0}"
+        result = render(load_config(preset), out)
+        assert result.completed
+        return [torch.from_numpy(np.asarray(Image.open(p), dtype=np.float32) / 255) for p in result.frames]
+    return run
 
 
 def _mean_change(frames) -> float:
     return float(torch.stack([(b - a).abs().mean() for a, b in zip(frames, frames[1:])]).mean())
 
 
-def test_story_timeline_spans_and_weights():
+def test_story_spans_and_the_timeline_weights_they_give():
     assert story_scene_frames(3, 4) == [8, 8, 4]
     assert story_scene_frames(2, [3, 5]) == [6, 5]
-    spans = [6, 3]
-    assert story_weights(0, spans) == [(0, 1.0)]
-    assert story_weights(3, spans) == [(0, 0.5), (1, 0.5)]
-    assert story_weights(5, spans) == [(0, pytest.approx(1 / 6)), (1, pytest.approx(5 / 6))]
-    assert all(story_weights(f, spans) == [(1, 1.0)] for f in (6, 7, 8))
     with pytest.raises(ConfigError, match="frames_per_prompt.*2 counts for 3 prompts"):
         story_scene_frames(3, [1, 2])
+    preset = _preset(pixels={"frames_per_prompt": 3})
+    preset["prompts"] = {"scenes": [{"texts": "a"}, {"texts": "b"}]}
+    del preset["animation"]
+    cfg = load_config(preset)
+    timeline = build_timeline(cfg.prompts, cfg.animation.frames)
+    assert [s.frames for s in cfg.prompts.scenes] == [6, 3] and cfg.animation.frames == 9
+    assert timeline.weights(0) == [(0, 1.0)] and timeline.weights(3) == [(0, 0.5), (1, 0.5)]
+    assert all(timeline.weights(f) == [(1, 1.0)] for f in (6, 7, 8))
 
 
-def test_two_prompt_story_renders_right_frames_and_weights():
-    story = _story(frames_per_prompt=2)
-    seen = {}
-
-    def callback(event):
-        if event["event"] == "iteration" and event["iteration"] == 0:
-            seen[event["frame"]] = story.weights_at(event["frame"])
-
-    frames = story.run(seed=0, callback=callback)
-    assert story.total_frames == 6 and len(frames) == 6  # 2F for the first prompt, F for the last
-    assert all(f.shape == (1, 3, 24, 40) and 0 <= f.min() and f.max() <= 1 for f in frames)
-    assert seen[0] == [(0, 1.0)] and seen[1] == [(0, 0.75), (1, 0.25)] and seen[2] == [(0, 0.5), (1, 0.5)]
-    assert seen[4] == seen[5] == [(1, 1.0)]
+def test_same_seed_same_frames_and_another_seed_others(tmp_path, tiny):
+    a = tiny(tmp_path, _preset(frames=2, seed=3))
+    b = tiny(tmp_path, _preset(frames=2, seed=3))
+    c = tiny(tmp_path, _preset(frames=2, seed=4))
+    assert all(torch.equal(x, y) for x, y in zip(a, b)) and not torch.equal(a[0], c[0])
 
 
-def test_same_seed_same_frames():
-    a = _story().run(frames=2, seed=3)
-    b = _story().run(frames=2, seed=3)
-    assert all(torch.equal(x, y) for x, y in zip(a, b))
-
-
-def test_higher_temperature_changes_frames_more():
-    changes = [_mean_change(_story(temperature=t).run(frames=4, seed=0)) for t in (0, 50, 100)]
+def test_higher_temperature_changes_frames_more(tmp_path, tiny):
+    changes = [_mean_change(tiny(tmp_path, _preset(pixels={"temperature": t}))) for t in (0, 50, 100)]
     assert changes[0] < changes[1] < changes[2], changes
 
 
-def test_stability_term_keeps_consecutive_frames_closer():
-    cold = _mean_change(_story(temperature=0).run(frames=4, seed=0))
-    hot = _mean_change(_story(temperature=100).run(frames=4, seed=0))
-    assert cold < 0.5 * hot
-    # the term itself, same start noise: w_c = 4 (T=0's) against no stability term at all
-    held = _mean_change(_story(temperature=0).run(frames=4, seed=1))
-    free = _mean_change(_story(temperature=0, stability_weight=0.0).run(frames=4, seed=1))
+def test_stability_term_keeps_consecutive_frames_closer(tmp_path, tiny):
+    held = _mean_change(tiny(tmp_path, _preset(seed=1, pixels={"temperature": 0})))  # w_c = 4 at T=0
+    free = _mean_change(tiny(tmp_path, _preset(seed=1, pixels={"temperature": 0}, stability_weight=0.0)))
     assert held < free
 
 
@@ -118,19 +119,32 @@ def test_temperature_mapping_is_monotonic_and_documented():
     assert near < 0.03 < 0.25 < far  # T=0 barely moves the start, T=100 mostly replaces it
 
 
-@pytest.mark.parametrize("bad", [150, -1, float("nan"), "hot"])
+def test_null_settings_resolve_to_the_pixel_generators_defaults():
+    cfg = load_config({**_preset(pixels={"temperature": 50, "fast": True}), "generation": {
+        "engine": "pixels", "pixels": {"temperature": 50, "fast": True}}})
+    g = cfg.generation
+    assert (g.iterations_first_frame, g.iterations_per_frame, g.lr, g.objective) == (100, 10, 0.17, "views")
+    assert g.stability_weight == pytest.approx(4 - 4 * 0.25)  # fast mode halves tau
+
+
+@pytest.mark.parametrize("bad", [150, -1])
 def test_bad_temperature_is_a_clear_config_error(bad):
     with pytest.raises(ConfigError) as err:
-        _story(temperature=bad)
-    msg = str(err.value)
-    assert msg.startswith("generation.pixels.temperature: ") and repr(bad) in msg and "0 to 100" in msg
+        load_config(_preset(pixels={"temperature": bad}))
+    assert str(err.value) == f"generation.pixels.temperature: {float(bad)!r} is not allowed; use a number from 0 to 100"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), "hot"])
+def test_a_temperature_that_is_no_number_is_a_clear_config_error(bad):
+    with pytest.raises(ConfigError, match=r"^generation\.pixels\.temperature: .* is not allowed; expected a number$"):
+        load_config(_preset(pixels={"temperature": bad}))
 
 
 def test_other_bad_options_name_key_and_choices():
-    with pytest.raises(ConfigError, match=r"perceptor_mode: 'mean' .*alternate, sum"):
-        _story(perceptor_mode="mean")
-    with pytest.raises(ConfigError, match=r"generation.pixels.views: 0 .*>= 1"):
-        PixelStory(PROMPTS, [TinyPerceptor()], PixelOptions(views=0), 8, 8)
+    with pytest.raises(ConfigError, match=r"^generation\.views\.perceptor_mode: 'mean' .*alternate, sum"):
+        load_config(_preset(views={"perceptor_mode": "mean"}))
+    with pytest.raises(ConfigError, match=r"^generation\.views\.count: 0 .*>= 1"):
+        load_config(_preset(views={"count": 0}))
 
 
 def test_views_are_square_differentiable_and_white_filled():
@@ -145,21 +159,17 @@ def test_views_are_square_differentiable_and_white_filled():
 
 
 @pytest.mark.parametrize("mode,expected", [("alternate", (3, 3)), ("sum", (6, 6))])
-def test_several_perceptors_alternate_or_sum(mode, expected):
+def test_several_perceptors_alternate_or_sum(tmp_path, tiny, mode, expected):
     a, b = TinyPerceptor(seed=1), TinyPerceptor(input_size=24, seed=2)
-    opts = PixelOptions(frames_per_prompt=1, views=2, first_steps=6, perceptor_mode=mode)
-    story = PixelStory(PROMPTS, [a, b], opts, 20, 30, perceptor_weights=[1.0, 0.5])
-    story.run(frames=1, seed=0)
+    tiny(tmp_path, _preset(frames=1, weights=(1.0, 0.5), views={"perceptor_mode": mode}), perceptors=[a, b])
     assert (a.calls, b.calls) == expected
-    with pytest.raises(ConfigError, match="clip_weights"):
-        PixelStory(PROMPTS, [a, b], PixelOptions(), 8, 8, perceptor_weights=[1.0])
 
 
-def test_negative_prompt_is_pushed_away():
+def test_negative_prompt_is_pushed_away(tmp_path, tiny):
     p = TinyPerceptor()
-    pos = PixelStory(["a tree"], [p], PixelOptions(frames_per_prompt=1, views=2, first_steps=30, negative_prompts=[]), 24, 24)
-    neg = PixelStory(["a tree"], [p], PixelOptions(frames_per_prompt=1, views=2, first_steps=30, negative_prompts=["Words and text.:2"]), 24, 24)
+    pos = tiny(tmp_path, _preset(frames=1, first=30, views={"negative_prompts": []}), perceptors=[p])
+    neg = tiny(tmp_path, _preset(frames=1, first=30, views={"negative_prompts": ["Words and text.:2"]}), perceptors=[p])
     e = p.encode_text(["Words and text."])[0]
     torch.manual_seed(0)
-    sim = lambda img: float(p.encode_image(torch.nn.functional.interpolate(img, size=(32, 32))) @ e)  # noqa: E731
-    assert sim(neg.run(seed=0)[0]) < sim(pos.run(seed=0)[0])
+    sim = lambda img: float(p.encode_image(torch.nn.functional.interpolate(img.permute(2, 0, 1)[None], size=(32, 32))) @ e)  # noqa: E731
+    assert sim(neg[0]) < sim(pos[0])

@@ -18,7 +18,10 @@ PRESET = {
     "generation": {
         "engine": "pixels",
         "seed": 7,
-        "pixels": {"temperature": 40, "frames_per_prompt": 2, "views": 2, "first_steps": 4, "steps": 2, "post_denoise": "median"},
+        "iterations_first_frame": 4,
+        "iterations_per_frame": 2,
+        "pixels": {"temperature": 40, "frames_per_prompt": 2, "post_denoise": "median"},
+        "views": {"count": 2},
     },
     "output": {"fps": 4, "images_interval": 0, "video": False, "contact_sheet": False},
 }
@@ -100,11 +103,11 @@ def test_resume_after_a_stop_gives_the_same_frames(tmp_path, preset):
 
 
 def test_bad_pixel_settings_are_clear_config_errors():
-    with pytest.raises(ConfigError, match=r"^generation\.pixels\.temperature: 150(\.0)? is out of range; allowed: 0 to 100"):
+    with pytest.raises(ConfigError, match=r"^generation\.pixels\.temperature: 150\.0 is not allowed; use a number from 0 to 100"):
         load_config(PRESET, ["generation.pixels.temperature=150"])
     with pytest.raises(ConfigError, match=r"generation\.pixels\.post_denoise: 'blur' .*cyclegan, bilateral"):
         load_config(PRESET, ["generation.pixels.post_denoise=blur"])
-    with pytest.raises(ConfigError, match=r"generation\.pixels\.temprature: unknown key; did you mean 'generation\.pixels\.temperature'"):
+    with pytest.raises(ConfigError, match=r"generation\.pixels\.temprature: unknown setting; did you mean 'generation\.pixels\.temperature'"):
         load_config(PRESET, ["generation.pixels.temprature=10"])
 
 
@@ -122,14 +125,14 @@ def test_cli_bad_temperature_exits_2_with_one_line(tmp_path, capsys):
 def test_settings_yaml_reloads_to_the_same_spans_frames_and_hash(tmp_path, preset):
     """settings.yaml already holds the 2F/F spans; loading it runs configure_prompts again and must change nothing."""
     from vqclip.settings.render import config_hash
-    from vqclip.production.engines.pixels import PixelEngine
+    from vqclip.production.generators.pixels import PixelGenerator
     from vqclip.production.render import render
 
     preset["prompts"]["scenes"].append({"texts": "a green triangle"})
     preset["generation"]["pixels"]["frames_per_prompt"] = [1, 2, 3]
     cfg = load_config(preset)
     assert [s.frames for s in cfg.prompts.scenes] == [2, 4, 3] and cfg.animation.frames == 9
-    assert PixelEngine.configure_prompts(cfg.prompts, cfg.generation.options) == cfg.prompts  # idempotent
+    assert PixelGenerator.configure_prompts(cfg.prompts, cfg.generation.options) == cfg.prompts  # idempotent
 
     def stop_after_two(event):
         if event["event"] == "frame" and event["frame"] == 1:
@@ -152,45 +155,65 @@ def test_settings_yaml_reloads_to_the_same_spans_frames_and_hash(tmp_path, prese
     assert all(torch.equal(a, b) for a, b in zip(_frames(out), _frames(tmp_path / "new"), strict=True))
 
 
-@pytest.mark.parametrize("item, instead", [
-    ("generation.iterations_first_frame=50", "generation.pixels.first_steps"),
-    ("generation.iterations_per_frame=5", "generation.pixels.steps"),
-    ("generation.lr=0.2", "generation.pixels.lr"),
-    ("generation.cutn=8", "generation.pixels.views"),
-    ("generation.cut_pow=2", "generation.pixels.crop_scale"),
-    ("generation.augmentations=[affine]", "generation.pixels.distortion"),
-    ("generation.stability_weight=1", "generation.pixels.stability_weight"),
-    ("generation.vqgan.init=noise", "generation.engine: vqgan"),
-    ("models.vqgan=toy", "loads no VQGAN"),
+@pytest.mark.parametrize("item, new", [
+    ("generation.cutn=8", "generation.cutouts.cutn"),
+    ("generation.cut_pow=2", "generation.cutouts.cut_pow"),
+    ("generation.augmentations=[affine]", "generation.cutouts.augmentations"),
+    ("generation.pixels.views=3", "generation.views.count"),
+    ("generation.pixels.first_steps=50", "generation.iterations_first_frame"),
+    ("generation.pixels.steps=5", "generation.iterations_per_frame"),
+    ("generation.pixels.lr=0.2", "generation.lr"),
+    ("generation.pixels.stability_weight=1", "generation.stability_weight"),
+    ("generation.pixels.negative_prompts=[]", "generation.views.negative_prompts"),
 ])
-def test_a_vqgan_only_setting_given_to_the_pixel_engine_is_a_clear_error(item, instead):
+def test_a_key_of_the_old_flat_layout_says_where_it_moved(item, new):
+    key = item.partition("=")[0]
+    with pytest.raises(ConfigError, match=rf"^{key}: moved to {new}; write {new}: "):
+        load_config(PRESET, [item])
+
+
+@pytest.mark.parametrize("item, reader", [
+    ("generation.vqgan.init=noise", "generation.engine: vqgan"),
+    ("models.vqgan=toy", "generation.engine: vqgan"),
+    ("generation.cutouts.cutn=8", "generation.objective: cutouts"),
+])
+def test_a_section_the_pixel_engine_does_not_read_is_a_clear_error(item, reader):
     key, _, value = item.partition("=")
     with pytest.raises(ConfigError) as err:
         load_config(PRESET, [item])
     msg = str(err.value)
-    assert msg.startswith(f"{key}: ") and value.strip("[]") in msg
-    assert "generation.engine 'pixels' does not use it" in msg and instead in msg
+    assert msg.startswith(f"{key}: ") and value in msg
+    assert "generation.engine 'pixels' with generation.objective 'views' does not read it" in msg and reader in msg
 
 
-def test_a_vqgan_only_setting_in_a_pixels_preset_file_is_an_error_too(tmp_path):
+def test_the_pixel_generator_may_be_judged_by_cutouts_instead(tmp_path):
+    cfg = load_config(PRESET, ["generation.objective=cutouts", "generation.cutouts.cutn=3", "generation.views={}"])
+    assert (cfg.generation.engine, cfg.generation.objective, cfg.generation.objective_options.cutn) == ("pixels", "cutouts", 3)
+    with pytest.raises(ConfigError, match=r"^generation\.views\.count: 2 is set, but generation\.engine 'pixels' with generation\.objective 'cutouts'"):
+        load_config(PRESET, ["generation.objective=cutouts"])
+
+
+def test_a_vqgan_setting_in_a_pixels_preset_file_is_an_error_too(tmp_path):
     data = {**PRESET, "generation": {**PRESET["generation"], "vqgan": {"quantize": False}}}
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"^generation\.vqgan\.quantize: False is set, but generation\.engine 'pixels' does not use it"):
+    with pytest.raises(ConfigError, match=r"^generation\.vqgan\.quantize: False is set, but generation\.engine 'pixels'"):
         load_config(path)
     load_config(PRESET, ["generation.vqgan={}"])  # an empty section asks for nothing
 
 
-def test_pixels_settings_yaml_leaves_out_what_the_engine_ignores(tmp_path, preset):
-    from vqclip.settings.render import config_hash, config_to_dict, ignored_settings
-    from vqclip.production.render import _write_settings
+def test_pixels_settings_yaml_holds_only_what_the_engine_reads_resolved(tmp_path, preset):
+    from vqclip.production.run import RunFolder
+    from vqclip.settings.render import config_hash, config_to_dict, unread_keys
 
     cfg = load_config(preset)
-    tmp_path.mkdir(exist_ok=True)
-    settings = yaml.safe_load(_write_settings(tmp_path, cfg).read_text())
-    assert "vqgan" not in settings["models"] and "pixels" in settings["generation"]
-    for key in ignored_settings("pixels"):  # all "section.name"
+    run = RunFolder.open(tmp_path / "out", cfg, resume=False)
+    settings = yaml.safe_load(run.settings.read_text())
+    assert "vqgan" not in settings["models"] and {"pixels", "views"} <= set(settings["generation"])
+    for key in unread_keys("pixels"):
         section, name = key.split(".")
         assert name not in settings[section], key
-    again = load_config(tmp_path / "settings.yaml")  # reloads: nothing ignored was written
-    assert config_to_dict(again) == config_to_dict(cfg) and config_hash(again) == config_hash(cfg)
+    g = settings["generation"]  # null defaults are written resolved: w_c = 4 - 4 * 0.4
+    assert (g["objective"], g["lr"], g["stability_weight"]) == ("views", 0.1, pytest.approx(2.4))
+    again = load_config(run.settings)
+    assert config_to_dict(again) == config_to_dict(run.cfg) and config_hash(again) == config_hash(run.cfg)

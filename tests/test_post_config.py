@@ -47,7 +47,7 @@ def test_shipped_example_is_valid():
     "data, match",
     [
         ({"scenes": ["a"], "trasition": "cut"}, r"trasition: unknown setting; did you mean 'transition'\?"),
-        ({"scenes": [{"source": "a", "sped": 2}]}, r"scenes\[0\]\.sped: unknown setting; did you mean 'speed'"),
+        ({"scenes": [{"source": "a", "sped": 2}]}, r"scenes\[0\]\.sped: unknown setting; did you mean 'scenes\[0\]\.speed'"),
         ({"scenes": [{"source": "a", "speed": -1}]}, r"scenes\[0\]\.speed: -1\.0 is not allowed; use a positive"),
         ({"scenes": [{"source": "a", "speed": "fast"}]}, r"scenes\[0\]\.speed: 'fast' is not allowed; expected a number"),
         ({"scenes": [{"source": "a", "interpolate": "optical"}]}, r"interpolate: 'optical'.*none, blend, motion"),

@@ -223,3 +223,30 @@ def test_sources_video_image_glob_and_errors(r1, tmp_path):
         post.load_source(bad)
     with pytest.raises(PostError, match="font"):
         post.add_text(post.load_source(r1), "x", font=str(tmp_path / "nofont.ttf"))
+
+
+def test_truncated_frame_png_is_one_error_naming_the_file(r1, tmp_path, capsys):
+    from vqclip.cli import main
+
+    frame = r1 / "frames" / "000005.png"
+    frame.write_bytes(frame.read_bytes()[:-40])  # the IDAT/IEND tail cut off, as by a full disk or a kill
+    with pytest.raises(PostError, match=r"source: '.*000005\.png' is not a readable image \(truncated or corrupt"):
+        post.load_source(r1)
+    job = tmp_path / "job.yaml"
+    job.write_text("scenes: [r1]\noutput: {path: out.mp4}\n")
+    assert main(["post", str(job)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "scenes[0].source" in err and "000005.png" in err, err
+    assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.85])
+def test_truncated_mp4_is_one_error_not_frozen_frames(r1, tmp_path, keep):
+    good, _ = _export(post.load_source(r1), tmp_path, "good.mp4")
+    data = good.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(PostError, match=r"scenes\[0\]\.source: '.*cut\.mp4'.* (truncated or corrupt|cannot be decoded)") as info:
+        post.load_source(cut, setting="scenes[0].source")
+    assert "\n" not in str(info.value)
+    assert post.load_source(good).n_frames == 24  # an intact file still loads

@@ -1,4 +1,4 @@
-"""Done-when of issue 5: a 3-scene piece with titles, crossfades and music, from one YAML file
+"""A 3-scene piece with titles, crossfades and music, from one YAML file
 (through the CLI and run_post) and from Python; the outputs probed."""
 
 from __future__ import annotations
@@ -88,7 +88,40 @@ def test_story_from_python(job):
     piece = post.fade_out(piece, 0.5)
     piece = post.add_music(piece, d / "tone.wav", volume=0.8, fade_out=0.5)
     events = []
-    path = post.export(piece, d / "py" / "story.mp4", quality="medium", progress=events.append)
+    path = post.export(piece, d / "py" / "story.mp4", quality="medium", callback=events.append)
     _check_story(path)
-    assert events and events[-1]["event"] == "export" and events[-1]["total"]
+    assert {e["event"] for e in events} == {"export"} and {e["stage"] for e in events} == {"audio", "video"}
+    video = [e for e in events if e["stage"] == "video"]
+    assert video[-1]["done"] == video[-1]["total"] == EXPECTED * 12  # one event per frame, ending at the total
+    assert [e["done"] for e in video] == sorted(e["done"] for e in video)
     assert np.asarray(frame_at(path, 0.5)).shape == (72, 128, 3)
+
+
+def test_music_from_render_uses_the_track_the_render_pulsed_to(tmp_path, monkeypatch):
+    render = make_render(tmp_path / "r", n=24)
+    song = make_tone(tmp_path / "song.wav", secs=4.0)
+    settings = {"output": {"fps": 12}, "animation": {"frames": 24, "angle": 0.0, "zoom": {
+        "beats": str(song), "base": 1.0, "pulse": 1.08, "decay": 4.0, "on": "beats", "start": 1.5}}}
+    (render / "settings.yaml").write_text(yaml.safe_dump(settings))
+    used = {}
+    real = post.add_music
+
+    def spy(clip, path, **kw):
+        used.update(path=path, start=kw["start"])
+        return real(clip, path, **kw)
+
+    monkeypatch.setattr(post, "add_music", spy)
+    job = {"scenes": ["r"], "music": "from_render", "output": {"path": "out.mp4"}}
+    result = post.run_post(post.load_post_config(job, base_dir=str(tmp_path)))
+    assert used == {"path": str(song), "start": 1.5}  # the render's frame 0 is 1.5 s into the song
+    assert result.info.has_audio and result.info.audio_duration == pytest.approx(2.0, abs=0.05)
+
+
+def test_music_from_render_without_a_beat_render_is_one_error(tmp_path):
+    from vqclip.errors import PostError
+
+    make_render(tmp_path / "r", n=6)
+    job = {"scenes": ["r"], "music": {"path": "from_render"}, "output": {"path": "out.mp4"}}
+    with pytest.raises(PostError, match="music.path: from_render needs a scene that is a render folder"):
+        post.run_post(post.load_post_config(job, base_dir=str(tmp_path)))
+    assert not (tmp_path / "out.mp4").exists()

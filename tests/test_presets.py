@@ -76,7 +76,7 @@ def test_header_time_and_memory_match_the_estimator():
     for name in GALLERY:
         cfg = load_config(name)
         m = T4_LINE.search((PRESETS / f"{name}.yaml").read_text(encoding="utf-8"))
-        key = (str(cfg.models.vqgan), str([p.spec for p in cfg.models.clip]), tuple(cfg.generation.augmentations))
+        key = (str(cfg.models.vqgan), str([p.spec for p in cfg.models.clip]), tuple(cfg.generation.objective_options.augmentations))
         if key not in estimators:
             estimators[key] = _estimator_for(cfg)
         est, cutn = estimators[key]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -23,7 +24,7 @@ def tiny(taming_checkpoints, open_clip_files):
             "vqgan": {"config": str(config), "checkpoint": str(ckpt)},
             "clip": [{"spec": {k: str(v) for k, v in open_clip_files.items()}, "weight": 1.0}],
         },
-        "generation": {"seed": 7, "iterations_first_frame": 6, "iterations_per_frame": 3, "cutn": 4, "device": "cpu"},
+        "generation": {"seed": 7, "iterations_first_frame": 6, "iterations_per_frame": 3, "cutouts": {"cutn": 4}, "device": "cpu"},
         "animation": {"frames": 3, "zoom": "0:(1.0), 2:(1.2)"},
         "output": {"fps": 6, "images_interval": 3},
     }
@@ -84,7 +85,7 @@ def test_any_size_is_output_exactly(tiny, tmp_path):
 
 
 def test_loss_falls_for_a_fixed_prompt(tiny, tmp_path):
-    tiny["generation"].update(iterations_first_frame=40, cutn=8, augmentations=[], lr=0.2)
+    tiny["generation"].update(iterations_first_frame=40, cutouts={"cutn": 8, "augmentations": []}, lr=0.2)
     tiny["animation"] = {"frames": 1}
     tiny["output"] = {"images_interval": 0, "video": False, "contact_sheet": False}
     losses = []
@@ -221,3 +222,105 @@ def test_fp16_render_on_cuda(tiny, tmp_path):
     tiny["generation"].update(device="cuda", precision="fp16")
     tiny["output"] = {"video": False}
     assert render(tiny, tmp_path / "o").completed
+
+
+# ----------------------------------------------------------------------------------------------
+# The sampled family: a test double of a diffusion engine through the same loop and run folder
+
+from dataclasses import dataclass as _dataclass  # noqa: E402
+
+from vqclip.production.engines.base import SampledEngine  # noqa: E402
+
+
+@_dataclass
+class EchoOptions:
+    """Settings of the test double (generation.echo)."""
+
+    chunk: int = 2  # frames per sample() call
+    steps: int = 3  # "denoising" steps reported per chunk
+
+
+class EchoEngine(SampledEngine):
+    """Frames from torch's global RNG, tinted by an anchor drawn in the first chunk (state that later chunks need)."""
+
+    name = "echo"
+    Options = EchoOptions
+    reads_models = ()
+
+    @classmethod
+    def build(cls, ctx):
+        return cls(ctx)
+
+    def __init__(self, ctx):
+        self.ctx, self.o, self.anchor = ctx, ctx.options(self.name), None
+
+    @classmethod
+    def chunks(cls, cfg):
+        n, c = cfg.animation.frames, cfg.generation.sections[cls.name].chunk
+        return [range(s, min(s + c, n)) for s in range(0, n, c)]
+
+    @classmethod
+    def chunk_iterations(cls, cfg, frames):
+        return cfg.generation.sections[cls.name].steps
+
+    def sample(self, frames, emit):
+        if self.anchor is None:
+            self.anchor = torch.rand(3)
+        for i in range(self.o.steps):
+            if emit({"event": "iteration", "frame": frames.start, "iteration": i + 1, "iterations": self.o.steps, "losses": {}}) == "stop":
+                return None
+        return [(0.5 * torch.rand(1, 3, self.ctx.height, self.ctx.width) + 0.5 * self.anchor[None, :, None, None]) for _ in frames]
+
+    def state_dict(self):
+        return {"anchor": self.anchor}
+
+    def load_state_dict(self, state):
+        self.anchor = state["anchor"]
+
+
+@pytest.fixture
+def echo(monkeypatch):
+    from vqclip.production.engines import ENGINES
+
+    monkeypatch.setitem(ENGINES, "echo", f"{__name__}:EchoEngine")  # a real engine registers the same one-line way
+    return {"prompts": {"texts": "a red circle"}, "size": {"width": 20, "height": 16},
+            "generation": {"engine": "echo", "seed": 2, "device": "cpu", "echo": {"chunk": 2, "steps": 3}},
+            "animation": {"frames": 5}, "output": {"images_interval": 0, "video": False, "contact_sheet": False}}
+
+
+def _pixels(result):
+    return [np.asarray(Image.open(p)) for p in result.frames]
+
+
+def test_a_sampled_engine_renders_chunks_with_numbered_steps(tmp_path, echo):
+    events = []
+    result = render(load_config(echo), tmp_path / "out", callback=events.append)
+    steps = [e for e in events if e["event"] == "iteration"]
+    assert result.completed and len(result.frames) == 5 and result.iterations == 9  # 3 chunks x 3 steps
+    assert [e["total_iteration"] for e in steps] == list(range(1, 10)) and {e["total_iterations"] for e in steps} == {9}
+    assert [e["frame"] for e in events if e["event"] == "frame"] == [0, 1, 2, 3, 4]
+    assert Image.open(result.frames[0]).text["model"] == "echo"
+    settings = yaml.safe_load(result.settings.read_text())
+    assert "clip" not in settings["models"] and "lr" not in settings["generation"] and "cutouts" not in settings["generation"]
+    assert load_config(result.settings).generation.sections["echo"].chunk == 2
+
+
+def test_a_sampled_render_stopped_mid_chunk_resumes_to_the_same_frames(tmp_path, echo):
+    cfg = load_config(echo)
+    whole = render(cfg, tmp_path / "whole")
+
+    def stop_in_second_chunk(event):
+        return "stop" if event["event"] == "iteration" and event["total_iteration"] == 5 else None
+
+    first = render(cfg, tmp_path / "split", callback=stop_in_second_chunk)
+    assert first.stop_reason == "stopped" and len(first.frames) == 2  # the first chunk is kept, the second redone
+    rest = render(cfg, tmp_path / "split", resume=True)
+    assert rest.completed and rest.iterations == 9
+    assert all(np.array_equal(a, b) for a, b in zip(_pixels(whole), _pixels(rest), strict=True))
+
+
+def test_an_optimized_setting_given_to_a_sampled_engine_is_a_clear_error(echo):
+    with pytest.raises(ConfigError, match=r"^generation\.lr: 0\.2 is set, but generation\.engine 'echo' does not read it; it is read by the optimized engines \(vqgan, pixels\)"):
+        load_config(echo, ["generation.lr=0.2"])
+    with pytest.raises(ConfigError, match=r"^models\.vqgan: 'toy' is set, but generation\.engine 'echo' does not read it; it is read by generation\.engine: vqgan"):
+        load_config(echo, ["models.vqgan=toy"])

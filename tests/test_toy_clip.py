@@ -14,7 +14,7 @@ from tools import train_toy_clip as train_clip
 from vqclip.toy.data import make_dataset
 from vqclip.toy.metrics import colour_fractions, zero_shot_accuracy
 
-WEIGHTS = Path(train_clip.__file__).parent / "weights"
+WEIGHTS = train_clip.WEIGHTS_DIR
 HELD_OUT_SEED = 10_000  # neither the training seed (0) nor the one the training script reports on (1)
 
 

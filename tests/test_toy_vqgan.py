@@ -14,7 +14,7 @@ from tools import train_toy_vqgan as train_vqgan
 from vqclip.toy.data import make_dataset
 from vqclip.toy.metrics import images_to_tensor, psnr
 
-WEIGHTS = Path(train_vqgan.__file__).parent / "weights"
+WEIGHTS = train_vqgan.WEIGHTS_DIR
 HELD_OUT_SEED = 20_000  # neither the training seed (0) nor the one the training script reports on (2)
 
 

@@ -46,10 +46,8 @@ _H264_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv"}
 
 def ffmpeg_exe() -> str:
     """Path of the ffmpeg binary bundled with imageio-ffmpeg (or $IMAGEIO_FFMPEG_EXE)."""
-    try:
-        import imageio_ffmpeg
-    except ImportError as exc:  # a broken install, not bad input: still say what to do
-        raise PostError("ffmpeg: the imageio-ffmpeg package is missing; `pip install imageio-ffmpeg`") from exc
+    import imageio_ffmpeg  # a declared dependency
+
     try:
         return imageio_ffmpeg.get_ffmpeg_exe()
     except RuntimeError as exc:

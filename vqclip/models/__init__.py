@@ -1,5 +1,6 @@
-"""The model layer: VQGAN (`vqgan`), safe checkpoint loading (`safe_load`), the pretrained
-checkpoint registry and downloads (`registry`, `download`), and the CLIP perceptor (`clip`).
+"""The model layer: the registry (entries as data in `registry/*.yaml`, one `resolve_model`), verified
+downloads into a cache shared by many processes (`download`), safe loading of checkpoints and weights
+(`safe_load`), VQGAN (`vqgan`), the CLIP perceptor (`clip`) and the CycleGAN denoiser (`cyclegan`).
 
 Import the submodule you need; importing this package loads nothing (no torch either).
 """

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -19,7 +20,7 @@ from torch import nn
 
 from vqclip.errors import ConfigError, DownloadError, ModelError
 
-__all__ = ["Perceptor", "load_perceptor"]
+__all__ = ["Perceptor", "load_perceptor", "build_architecture", "uses_quick_gelu"]
 
 _CONFIG_KEYS = ("embed_dim", "vision_cfg", "text_cfg")
 
@@ -140,77 +141,114 @@ def _register_config(path: Path) -> str:
     return name
 
 
-def _create(arch: str, pretrained: str | None, device, cache_dir, label: str) -> nn.Module:
+def _create(arch: str, pretrained: str | None, device, cache_dir, label: str, quick_gelu: bool) -> nn.Module:
     import open_clip
 
     try:
-        return open_clip.create_model(arch, pretrained=pretrained, device=device, cache_dir=cache_dir)
-    except RuntimeError as exc:
+        # force_quick_gelu builds the activation the weights were trained with (OpenAI's: QuickGELU);
+        # open_clip's plain configs use GELU and would only warn about the mismatch.
+        return open_clip.create_model(arch, pretrained=pretrained, device=device, cache_dir=cache_dir, force_quick_gelu=quick_gelu)
+    except (RuntimeError, pickle.UnpicklingError) as exc:
         text = str(exc)
+        if "weights only load failed" in text.lower():  # open_clip's own download, refused by torch's safe loader
+            from vqclip.models.safe_load import weights_refusal
+
+            raise weights_refusal(Path(pretrained or arch), f"CLIP {label} weights", exc) from None
         if pretrained and os.path.isfile(pretrained):
-            raise ModelError(f"CLIP weights {pretrained!r} do not fit {label}: {text.splitlines()[0][:300]}") from exc
+            raise ModelError(f"CLIP weights {pretrained!r} do not fit {label}: {text.splitlines()[0][:300]}") from None
         if "download" in text.lower() or "connect" in text.lower() or "resolve" in text.lower():
             raise DownloadError(
                 f"CLIP {label} could not be downloaded ({text.splitlines()[0][:200]}); offline, give local files: "
                 f"{{'name': {arch!r}, 'weights': path to the weights file}}"
-            ) from exc
-        raise ModelError(f"CLIP {label} could not be created: {text.splitlines()[0][:300]}") from exc
+            ) from None
+        raise ModelError(f"CLIP {label} could not be created: {text.splitlines()[0][:300]}") from None
 
 
-def _load_local(config: Path | None, arch: str | None, weights: Path, label: str, device, cache_dir) -> Perceptor:
+def _load_local(config: Path | None, arch: str | None, weights: Path, label: str, device, cache_dir, quick_gelu: bool) -> Perceptor:
     import open_clip
 
-    if not weights.is_file():
-        raise ModelError(f"CLIP weights file {str(weights)!r} does not exist; give the path of an open_clip state_dict (.pt/.bin/.safetensors)")
+    from vqclip.models.safe_load import load_weights
+
     if config is not None:
         arch = _register_config(config)
     elif arch not in open_clip.list_models():
         raise ConfigError(f"CLIP name {arch!r} is not an open_clip architecture; allowed: {', '.join(open_clip.list_models()[:12])}, ... (open_clip.list_models())")
-    model = _create(arch, str(weights), device, cache_dir, label)
+    from vqclip.models.download import is_safetensors
+
+    load_weights(weights, "CLIP weights")  # refuses anything but plain tensors, in one line, before open_clip reads it
+    if is_safetensors(weights) != (weights.suffix == ".safetensors"):  # open_clip picks its reader by the suffix
+        kind = "safetensors" if is_safetensors(weights) else "a torch pickle"
+        raise ModelError(f"CLIP weights {str(weights)!r} hold {kind} but are named {weights.suffix or 'without a suffix'}; "
+                         f"rename the file to end in {'.safetensors' if kind == 'safetensors' else '.pt'}")
+    model = _create(arch, str(weights), device, cache_dir, label, quick_gelu)
     return _finish(model, open_clip.get_tokenizer(arch), label, device)
 
 
-def _load_named(spec: str, device, cache_dir) -> Perceptor:
+def uses_quick_gelu(model: nn.Module) -> bool:
+    """True if the model's transformer/MLP activations are QuickGELU (what OpenAI's weights need)."""
+    from open_clip.transformer import QuickGELU
+
+    return any(isinstance(m, QuickGELU) for m in model.modules())
+
+
+def build_architecture(spec: str | Mapping[str, Any], device: str | torch.device = "meta") -> nn.Module:
+    """The open_clip model a spec builds, without weights (on `device`; meta by default): for checks and estimates."""
     import open_clip
 
-    if spec.startswith(("hf-hub:", "local-dir:")):  # open_clip resolves these itself
-        model = _create(spec, None, device, cache_dir, spec)
-        return _finish(model, open_clip.get_tokenizer(spec, cache_dir=cache_dir), spec, device)
-    arch, _, pretrained = spec.partition("/")
-    if arch not in open_clip.list_models():
-        raise ConfigError(f"CLIP {spec!r}: {arch!r} is not an open_clip architecture; allowed: 'ARCH/PRETRAINED' such as "
-                          "'ViT-B-32/openai', 'ViT-B-16/laion2b_s34b_b88k' (open_clip.list_pretrained()), 'toy', or local files")
-    tags = open_clip.list_pretrained_tags_by_model(arch)
-    if not pretrained or (pretrained not in tags and not os.path.isfile(pretrained)):
-        raise ConfigError(f"CLIP {spec!r}: pretrained weights {pretrained!r} are not known for {arch}; allowed: {', '.join(tags) or 'a local weights file'}")
-    model = _create(arch, pretrained, device, cache_dir, spec)
-    return _finish(model, open_clip.get_tokenizer(arch), spec, device)
+    from vqclip.models.registry import resolve_model
+
+    found = resolve_model(spec, "clip", download=False) if not _is_registry_name(spec) else _registry_arch(spec)
+    options = dict(found.options)
+    if "config" in options or (found.entry is not None and found.entry.packaged):
+        config = Path(options["config"]) if "config" in options else found.paths[0]
+        arch = _register_config(config)
+    else:
+        arch = options["open_clip"]
+        if arch not in open_clip.list_models() and not arch.startswith(("hf-hub:", "local-dir:")):
+            raise ConfigError(f"CLIP {found.label!r}: {arch!r} is not an open_clip architecture; allowed: open_clip.list_models()")
+    with torch.device(device):
+        return open_clip.create_model(arch, pretrained=None, device=device, force_quick_gelu=bool(options.get("quick_gelu")))
 
 
-def load_perceptor(spec: str | Mapping[str, Any], device: str | torch.device = "cpu", cache_dir: str | os.PathLike | None = None) -> Perceptor:
-    """A frozen Perceptor from "ARCH/PRETRAINED", "toy", {"config": json, "weights": file} or {"name": arch, "weights": file}."""
-    cache = _clip_cache(cache_dir)
-    if isinstance(spec, Mapping):
-        keys = set(spec)
-        if keys == {"config", "weights"}:
-            config, weights = Path(spec["config"]).expanduser(), Path(spec["weights"]).expanduser()
-            return _load_local(config, None, weights, f"local:{config.stem}", device, cache)
-        if keys == {"name", "weights"}:
-            weights = Path(spec["weights"]).expanduser()
-            return _load_local(None, str(spec["name"]), weights, f"{spec['name']}/{weights.name}", device, cache)
-        raise ConfigError(f"CLIP model {dict(spec)!r} is not usable; allowed keys: {{'config', 'weights'}} or {{'name', 'weights'}}")
-    if not isinstance(spec, str) or not spec:
-        raise ConfigError(f"CLIP model {spec!r} is not usable; allowed: 'ARCH/PRETRAINED' (e.g. 'ViT-B-32/openai'), 'toy', or local files")
-    if spec == "toy":
-        from vqclip.models import registry
+def _is_registry_name(spec: Any) -> bool:
+    from vqclip.models.registry import list_models
 
-        folder = registry.packaged_dir()
-        config, weights = folder / "toy_clip.json", folder / "toy_clip.pt"
-        missing = [str(p) for p in (config, weights) if not p.is_file()]
-        if missing:
-            raise ModelError(
-                f"CLIP 'toy' ships inside vqclip, but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing; "
-                "rebuild it with `python -m tools.train_toy_clip` or reinstall vqclip"
-            )
-        return _load_local(config, None, weights, "toy", device, cache)
-    return _load_named(spec, device, cache)
+    return isinstance(spec, str) and spec in list_models("clip")
+
+
+def _registry_arch(spec: str):
+    from vqclip.models.registry import ResolvedModel, file_paths, get_model_info
+
+    info = get_model_info(spec, "clip")
+    return ResolvedModel("clip", spec, file_paths(info), info, "registry", dict(info.arch or {}))
+
+
+def load_perceptor(spec: str | Mapping[str, Any], device: str | torch.device = "cpu", cache_dir: str | os.PathLike | None = None,
+                   download: bool = True, callback=None) -> Perceptor:
+    """A frozen Perceptor from a registry name, "ARCH/PRETRAINED", or {"config"|"name": ..., "weights": file[, "quick_gelu"]}."""
+    import open_clip
+
+    from vqclip.models.registry import resolve_model
+
+    found = resolve_model(spec, "clip", cache_dir=cache_dir, download=download, callback=callback)
+    options, cache = dict(found.options), _clip_cache(cache_dir)
+    quick = bool(options.get("quick_gelu", False))
+    if found.entry is not None and found.entry.packaged:  # the toy: a config + weights shipped in the package
+        config, weights = found.paths
+        return _load_local(config, None, weights, found.label, device, cache, quick)
+    if found.found == "open_clip":  # a tag the registry does not list: open_clip fetches and loads it
+        label = found.label
+        if options.get("pretrained") is None:  # hf-hub: / local-dir:
+            model = _create(label, None, device, cache, label, quick)
+            return _finish(model, open_clip.get_tokenizer(label, cache_dir=cache), label, device)
+        model = _create(options["open_clip"], options["pretrained"], device, cache, label, quick)
+        return _finish(model, open_clip.get_tokenizer(options["open_clip"]), label, device)
+    if "config" in options:
+        config, weights = found.paths
+        if not weights.is_file():
+            raise ModelError(f"CLIP weights file {str(weights)!r} does not exist; give the path of an open_clip state_dict (.pt/.bin/.safetensors)")
+        return _load_local(config, None, weights, found.label, device, cache, quick)
+    weights = found.path
+    if not weights.is_file():
+        raise ModelError(f"CLIP weights file {str(weights)!r} does not exist; give the path of an open_clip state_dict (.pt/.bin/.safetensors)")
+    return _load_local(None, options["open_clip"], weights, found.label, device, cache, quick)

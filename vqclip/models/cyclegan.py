@@ -142,14 +142,12 @@ def normalize_state_dict(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, t
 
 
 def _read_checkpoint(path: Path) -> Mapping:
-    """Plain state dicts load with torch's weights-only loader; anything pickled otherwise goes through safe_load."""
+    """Plain state dicts (safetensors or torch) load as tensors only; other pickles go through the restricted unpickler."""
+    from vqclip.models.safe_load import load_weights, safe_load_checkpoint
+
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # a Lightning-style or otherwise pickled file: the project's restricted unpickler
-        try:
-            from vqclip.models.safe_load import safe_load_checkpoint
-        except ImportError as exc:  # pragma: no cover - safe_load ships with the model layer
-            raise ModelError(f"cyclegan checkpoint {path}: not a plain state_dict and no safe loader available") from exc
+        return load_weights(path, "cyclegan checkpoint")
+    except ModelError:  # a Lightning-style or otherwise wrapped file: the restricted unpickler reads it or refuses it
         return safe_load_checkpoint(path)
 
 

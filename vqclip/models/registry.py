@@ -1,28 +1,35 @@
-"""The pretrained VQGAN checkpoints: architecture, mirrors, sizes, hashes, and the model cache.
+"""The model registry: entries read from packaged YAML data, a user file, and the one resolver.
 
-Facts come from the published configs and mirror lists collected in `vqgan_configs/README.md`
-(beside the project): every known mirror is kept, because hosts die. Entries are grouped by
-`kind` ("vqgan" here); another kind of model (a denoiser, say) adds its own builder to
-`_ENTRY_BUILDERS` and reuses the same cache, download and table code.
+The entries live in `vqclip/models/registry/<family>.yaml` (schema in that folder's README.md).
+A user adds or changes entries without editing the package in `$VQCLIP_CACHE/models.yaml`, else
+`~/.config/vqclip/models.yaml`. `resolve_model(spec, kind)` turns whatever a preset says (a
+registry name, local files) into local paths, downloading through `download.fetch_file`; the cache
+state every table, the doctor and the resolver report comes from one function, `model_status`.
 """
 
 from __future__ import annotations
 
 import copy
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from vqclip.errors import ConfigError, DownloadError, ModelError
-from vqclip.models.download import RemoteFile, fetch_file, is_cached
+from vqclip.models.download import CHECKS, RemoteFile, fetch_file, file_state
 
 __all__ = [
+    "KINDS",
     "ModelInfo",
     "RemoteFile",
+    "ResolvedModel",
+    "resolve_model",
     "get_model_info",
     "list_models",
+    "all_models",
     "default_cache_dir",
+    "user_registry_file",
     "model_dir",
     "resolve_vqgan",
     "download_model",
@@ -32,29 +39,35 @@ __all__ = [
     "packaged_dir",
 ]
 
+KINDS = ("vqgan", "clip", "denoiser", "diffusion", "motion_adapter", "metric")
+_ENTRY_KEYS = {"name", "kind", "good_for", "licence", "source", "notes", "pages", "packaged", "folder", "arch", "files"}
+_FILE_KEYS = {"name", "urls", "size", "approx_size", "sha256", "check", "min_size", "path"}
 _MB = 1_000_000
 _GB = 1_000_000_000
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """One registry entry: files with their mirrors, the architecture, and what it is good for."""
+    """One registry entry: its files with their mirrors, build facts, and what it is good for."""
 
     name: str
-    kind: str  # "vqgan"; the cache keeps each kind in its own subfolder
+    kind: str  # one of KINDS; the cache keeps each kind in its own subfolder
     files: tuple[RemoteFile, ...]  # vqgan: (config .yaml, checkpoint .ckpt)
-    good_for: str
-    source: str  # provenance and licence, as far as it is known
-    arch: Mapping[str, Any] | None = None  # what build_vqgan needs; None: read from the packaged yaml
+    good_for: str = ""
+    source: str = ""  # provenance
+    licence: str = ""
+    arch: Mapping[str, Any] | None = None  # family-specific build facts (vqgan: what build_vqgan needs)
     pages: tuple[str, ...] = ()  # web pages to fetch the files by hand when no direct mirror works
     notes: str = ""
     packaged: bool = False  # files ship inside the vqclip package (never downloaded)
+    folder: str = ""  # sub-folder of <cache>/<kind>/
+    origin: str = ""  # the YAML file(s) the entry came from
 
     @property
     def architecture(self) -> dict[str, Any]:
-        """A fresh copy of the architecture dict (kind, n_embed, embed_dim, ddconfig, config_target)."""
+        """A fresh copy of the architecture dict (vqgan: kind, n_embed, embed_dim, ddconfig, config_target)."""
         if self.arch is None:
-            raise ModelError(f"model {self.name!r} has no registry architecture; it is read from its packaged yaml")
+            raise ModelError(f"model {self.name!r} has no registry architecture; it is read from its packaged files")
         return copy.deepcopy(dict(self.arch))
 
     @property
@@ -64,263 +77,194 @@ class ModelInfo:
         return None if any(s is None for s in sizes) else sum(sizes)
 
 
-# --- the entries ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ResolvedModel:
+    """What `resolve_model` found: local paths, the registry entry (None for local files), and how."""
+
+    kind: str
+    label: str  # the registry name, or a short text for local files
+    paths: tuple[Path, ...]  # in the entry's file order (vqgan: config, checkpoint)
+    entry: ModelInfo | None
+    found: str  # "packaged" | "cache" | "downloaded" | "local" | "user-file" | "open_clip"
+    options: Mapping[str, Any] = field(default_factory=dict)  # the entry's arch facts, e.g. clip: {"quick_gelu": True}
+    folder: Path | None = None  # the folder holding the files (diffusers layouts: what from_pretrained takes)
+
+    @property
+    def path(self) -> Path:
+        """The single (or last: the weights) path."""
+        if not self.paths:
+            raise ModelError(f"{self.kind} {self.label!r} has no local files (found via {self.found})")
+        return self.paths[-1]
 
 
-def _ddconfig(ch_mult: list[int], attn: list[int]) -> dict[str, Any]:
-    return {
-        "double_z": False,
-        "z_channels": 256,
-        "resolution": 256,
-        "in_channels": 3,
-        "out_ch": 3,
-        "ch": 128,
-        "ch_mult": ch_mult,
-        "num_res_blocks": 2,
-        "attn_resolutions": attn,
-        "dropout": 0.0,
-    }
+# --- reading the YAML files ---------------------------------------------------------------------
 
 
-def _f16(n_embed: int, target: str = "VQModel") -> dict[str, Any]:
-    return {"kind": "vq", "n_embed": n_embed, "embed_dim": 256, "ddconfig": _ddconfig([1, 1, 2, 2, 4], [16]), "config_target": target}
+def packaged_registry_dir() -> Path:
+    """The folder of the packaged registry YAML files."""
+    from importlib.resources import files
+
+    return Path(str(files("vqclip.models"))) / "registry"
 
 
-_HEIBOX = "https://heibox.uni-heidelberg.de"
-_KOOFR = "https://app.koofr.net/content/links"
-_LATENTSHIFT = "https://github.com/ieee8023/latentshift/releases/download/weights"
-_PIXRAY = "https://github.com/pixray/pixray/releases/download/v1.7.1"
-_IO = "http://mirror.io.community/blob/vqgan"
-_SOMNAI = "https://huggingface.co/Somnai/pytti-vqgan-checkpoints/resolve/main"
-_SOFTOLOGY = "https://huggingface.co/datasets/Softology-Pro/VoC/resolve/main"
-_TAMING = "CompVis/taming-transformers (Esser, Rombach, Ommer 2021; code MIT); the weights carry no separate licence"
+def user_registry_file() -> Path:
+    """$VQCLIP_CACHE/models.yaml when $VQCLIP_CACHE is set, else ~/.config/vqclip/models.yaml."""
+    env = os.environ.get("VQCLIP_CACHE", "").strip()
+    if env:
+        return Path(env).expanduser() / "models.yaml"
+    return Path("~/.config/vqclip/models.yaml").expanduser()
 
 
-def _pair(name: str, config_urls: list[str], ckpt_urls: list[str], *, config_size=None, config_sha=None, config_approx=None,
-          ckpt_size=None, ckpt_sha=None, ckpt_approx=None) -> tuple[RemoteFile, RemoteFile]:
-    return (
-        RemoteFile(f"{name}.yaml", tuple(config_urls), config_size, config_sha, config_approx or config_size, "yaml"),
-        RemoteFile(f"{name}.ckpt", tuple(ckpt_urls), ckpt_size, ckpt_sha, ckpt_approx or ckpt_size, "ckpt"),
+def _read_yaml(path: Path) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"model registry file {str(path)!r} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0]}); fix or remove it") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not isinstance(data.get("models", []), list):
+        raise ConfigError(f"model registry file {str(path)!r}: expected a mapping with 'models: [entries]'; see vqclip/models/registry/README.md")
+    return data
+
+
+def _remote(raw: Any, where: str) -> RemoteFile:
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        raise ConfigError(f"{where}: each file needs at least 'name:'; got {raw!r}")
+    unknown = set(raw) - _FILE_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: file {raw['name']!r} has unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_FILE_KEYS))}")
+    check = raw.get("check", "any")
+    if check not in CHECKS:
+        raise ConfigError(f"{where}: file {raw['name']!r} check {check!r} is not allowed; allowed: {', '.join(CHECKS)}")
+    urls = raw.get("urls") or []
+    if isinstance(urls, str) or not all(isinstance(u, str) for u in urls):
+        raise ConfigError(f"{where}: file {raw['name']!r} urls must be a list of URLs; got {urls!r}")
+    for key in ("size", "approx_size", "min_size"):
+        if raw.get(key) is not None and (not isinstance(raw[key], int) or isinstance(raw[key], bool) or raw[key] < 0):
+            raise ConfigError(f"{where}: file {raw['name']!r} {key} {raw[key]!r} is not allowed; give a byte count")
+    sha = raw.get("sha256")
+    if sha is not None and (not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha.lower())):
+        raise ConfigError(f"{where}: file {raw['name']!r} sha256 {sha!r} is not 64 hex digits")
+    path = raw.get("path")
+    return RemoteFile(
+        raw["name"], tuple(urls), raw.get("size"), sha.lower() if sha else None,
+        raw.get("approx_size") or raw.get("size"), check, raw.get("min_size"),
+        str(Path(str(path)).expanduser()) if path else None,
     )
 
 
-def _vqgan_entries() -> list[ModelInfo]:
-    return [
-        ModelInfo(
-            "imagenet_f16_16384", "vqgan",
-            _pair(
-                "imagenet_f16_16384",
-                [f"{_HEIBOX}/d/a7530b09fed84f80a887/files/?p=%2Fconfigs%2Fmodel.yaml&dl=1", f"{_HEIBOX}/f/274fb24ed38341bfa753/?dl=1",
-                 f"{_SOMNAI}/imagenet/imagenet.yaml", f"{_IO}/vqgan_imagenet_f16_16384.yaml"],
-                [f"{_HEIBOX}/d/a7530b09fed84f80a887/files/?p=%2Fckpts%2Flast.ckpt&dl=1", f"{_HEIBOX}/f/867b05fc8c4841768640/?dl=1",
-                 f"{_SOMNAI}/imagenet/imagenet.ckpt",
-                 "https://huggingface.co/eminorhan/gpt_visual_memory/resolve/main/vqgan_pretrained_models/imagenet_16x16_16384.ckpt",
-                 f"{_IO}/vqgan_imagenet_f16_16384.ckpt"],
-                config_size=692, config_sha="00e2c6189926f1d89ecfef73e9598db77981c1982f0555fbade963ffd16143c7",
-                ckpt_size=980_092_370, ckpt_sha="845a68805098cb666420d5db93df53f3a3b6dd443e6dd85c05759c5b998cd663",
-            ),
-            "the default: any subject, the richest codebook; most VQGAN+CLIP art uses it",
-            f"{_TAMING}; trained on ImageNet (research-use terms)",
-            arch=_f16(16384),
-            notes="HF boris/vqgan_f16_16384 is a fine-tuned, different file (sha256 ef7accb9…) and is not a mirror",
-        ),
-        ModelInfo(
-            "imagenet_f16_1024", "vqgan",
-            _pair(
-                "imagenet_f16_1024",
-                [f"{_HEIBOX}/d/8088892a516d4e3baf92/files/?p=%2Fconfigs%2Fmodel.yaml&dl=1", f"{_HEIBOX}/f/6ecf2af6c658432c8298/?dl=1",
-                 "https://huggingface.co/Nehc/vqgan_imagenet_f16_1024/resolve/main/configs/model.yaml",
-                 f"{_LATENTSHIFT}/vqgan_imagenet_f16_1024.yaml", f"{_IO}/vqgan_imagenet_f16_1024.yaml"],
-                [f"{_HEIBOX}/d/8088892a516d4e3baf92/files/?p=%2Fckpts%2Flast.ckpt&dl=1", f"{_HEIBOX}/f/140747ba53464f49b476/?dl=1",
-                 "https://huggingface.co/Nehc/vqgan_imagenet_f16_1024/resolve/main/ckpts/last.ckpt",
-                 f"{_LATENTSHIFT}/vqgan_imagenet_f16_1024.ckpt",
-                 "https://huggingface.co/markweber/taming_vqgan/resolve/main/taming_vqgan.ckpt",
-                 f"{_IO}/vqgan_imagenet_f16_1024.ckpt"],
-                config_size=645, ckpt_approx=958 * _MB,
-            ),
-            "any subject with a small codebook: flatter colours, simpler textures",
-            f"{_TAMING}; trained on ImageNet (research-use terms)",
-            arch=_f16(1024),
-            notes="no published sha256; mirror.io.community's copy was reported wrong (VQGAN-CLIP issue #114), so it is tried last",
-        ),
-        ModelInfo(
-            "gumbel_8192", "vqgan",
-            _pair(
-                "gumbel_8192",
-                [f"{_HEIBOX}/d/2e5662443a6b4307b470/files/?p=%2Fconfigs%2Fmodel.yaml&dl=1",
-                 "https://huggingface.co/neggles/vaedump/resolve/main/taming/vq-gumbel-f8-8192/config.yaml",
-                 f"{_LATENTSHIFT}/vqgan_gumbel_f8.yaml"],
-                [f"{_HEIBOX}/d/2e5662443a6b4307b470/files/?p=%2Fckpts%2Flast.ckpt&dl=1",
-                 "https://huggingface.co/neggles/vaedump/resolve/main/taming/vq-gumbel-f8-8192/model.ckpt",
-                 f"{_LATENTSHIFT}/vqgan_gumbel_f8.ckpt"],
-                config_approx=745, ckpt_size=376_581_823, ckpt_sha="5cd6c74810ab97e00e942c25403f73afc081e8b19987b31ec0d9ff5b68e7ab14",
-            ),
-            "fine detail (f8: 4x the latent tokens of f16); sharp small structures, slower and hungrier",
-            f"{_TAMING}; trained on OpenImages (images under their own licences)",
-            arch={"kind": "gumbel", "n_embed": 8192, "embed_dim": 256, "ddconfig": _ddconfig([1, 1, 2, 4], [32]),
-                  "kl_weight": 1e-8, "config_target": "GumbelVQ"},
-            notes="called openimages_f16_8192 in older notebooks; it is f8",
-        ),
-        ModelInfo(
-            "coco", "vqgan",
-            _pair(
-                "coco",
-                ["https://batbot.ai/models/VQGAN/coco_first_stage.yaml", f"{_SOFTOLOGY}/coco.yaml"],
-                ["https://batbot.ai/models/VQGAN/coco_first_stage.ckpt", f"{_SOFTOLOGY}/coco_first_stage.ckpt"],
-                config_approx=458, ckpt_approx=296 * _MB, ckpt_sha="106cc20fde571df14afc4349d62218d8213cf47177c682ecaa78a8c28b12f9de",
-            ),
-            "everyday scenes: objects and people in context (COCO)",
-            f"{_TAMING}; first stage of the COCO transformer, as pytti serves it; COCO images under Flickr terms",
-            arch=_f16(8192),
-            pages=("https://k00.fr/2zz6i2ce",),
-            notes=("the 8.4 GB Net2NetTransformer coco.yaml/coco.ckpt (https://dl.nmkd.de/ai/clip/coco/coco.yaml, .ckpt) "
-                   "also loads if you place it here by hand; the registry fetches the 296 MB first stage"),
-        ),
-        ModelInfo(
-            "faceshq", "vqgan",
-            _pair(
-                "faceshq",
-                ["https://drive.google.com/uc?export=download&id=1fHwGx_hnBtC8nsq7hesJvs-Klv-P0gzT",
-                 f"{_LATENTSHIFT}/2020-11-13T21-41-45_faceshq.yaml"],
-                [f"{_KOOFR}/a04deec9-0c59-4673-8b37-3d696fe63a5d/files/get/last.ckpt?path=%2F2020-11-13T21-41-45_faceshq_transformer%2Fcheckpoints%2Flast.ckpt",
-                 f"{_LATENTSHIFT}/2020-11-13T21-41-45_faceshq.pth"],
-                config_approx=1451, ckpt_approx=3_970 * _MB,
-            ),
-            "faces (CelebA-HQ + FFHQ), portraits",
-            f"{_TAMING}; Net2NetTransformer, only its first stage is used",
-            arch=_f16(1024, "Net2NetTransformer"),
-            pages=("https://k00.fr/qqfl2do8",),
-            notes="ckpt size predicted from its keys (~3.97 GB); no published sha256",
-        ),
-        ModelInfo(
-            "wikiart_1024", "vqgan",
-            _pair(
-                "wikiart_1024",
-                [f"{_PIXRAY}/vqgan_wikiart_1024.yaml", f"{_IO}/wikiart.yaml"],
-                [f"{_PIXRAY}/vqgan_wikiart_1024.ckpt", f"{_IO}/wikiart.ckpt"],
-                ckpt_approx=958 * _MB,
-            ),
-            "painterly looks from art history, small codebook",
-            "community-trained on WikiArt (not CompVis), re-hosted in pixray's v1.7.1 release; no licence stated; WikiArt images are artworks under their own rights",
-            arch=_f16(1024),
-            notes="no published sha256; the original mirror.io.community host is dead",
-        ),
-        ModelInfo(
-            "wikiart_16384", "vqgan",
-            _pair(
-                "wikiart_16384",
-                [f"{_SOFTOLOGY}/wikiart_16384.yaml", f"{_SOMNAI}/wikiart/wikiart.yaml", f"{_PIXRAY}/vqgan_wikiart_16384.yaml",
-                 f"{_IO}/wikiart_16384.yaml", "http://eaidata.bmk.sh/data/Wikiart_16384/wikiart_f16_16384_8145600.yaml"],
-                [f"{_SOFTOLOGY}/wikiart_16384.ckpt", f"{_SOMNAI}/wikiart/wikiart.ckpt", f"{_PIXRAY}/vqgan_wikiart_16384.ckpt",
-                 f"{_IO}/wikiart_16384.ckpt", "http://eaidata.bmk.sh/data/Wikiart_16384/wikiart_f16_16384_8145600.ckpt"],
-                config_approx=920, ckpt_approx=1_010 * _MB, ckpt_sha="bd08bb46301f98be1712bb2be9f8868cea30b53137cd985d4d6e8da8b3e02c36",
-            ),
-            "painterly looks from art history, with more detail",
-            "community-trained on WikiArt/ArtEmis (not CompVis), first hosted at eaidata.bmk.sh; no licence stated; WikiArt images are artworks under their own rights",
-            arch=_f16(16384),
-        ),
-        ModelInfo(
-            "sflckr", "vqgan",
-            _pair(
-                "sflckr",
-                [f"{_HEIBOX}/d/73487ab6e5314cb5adba/files/?p=%2Fconfigs%2F2020-11-09T13-31-51-project.yaml&dl=1"],
-                [f"{_HEIBOX}/d/73487ab6e5314cb5adba/files/?p=%2Fcheckpoints%2Flast.ckpt&dl=1"],
-                config_approx=1603, ckpt_size=4_263_525_412,
-            ),
-            "landscapes and nature (S-FLCKR)",
-            f"{_TAMING}; Net2NetTransformer (segmentation-conditioned), only its first stage is used; Flickr images",
-            arch=_f16(1024, "Net2NetTransformer"),
-        ),
-        ModelInfo(
-            "ade20k", "vqgan",
-            _pair(
-                "ade20k",
-                ["https://static.miraheze.org/intercriaturaswiki/b/bf/Ade20k.txt"],
-                [f"{_KOOFR}/0f65c2cd-7102-4550-a2bd-07fd383aac9e/files/get/last.ckpt?path=%2F2020-11-20T21-45-44_ade20k_transformer%2Fcheckpoints%2Flast.ckpt"],
-            ),
-            "indoor and outdoor scenes, buildings, rooms (ADE20K)",
-            f"{_TAMING}; Net2NetTransformer (segmentation-conditioned), only its first stage is used",
-            arch=_f16(4096, "Net2NetTransformer"),
-            pages=("https://k00.fr/ot46cksa",),
-            notes="first-stage n_embed is not known from a full config (a truncated copy reads '4…'; 4096 assumed for random-weight builds); size unknown",
-        ),
-        ModelInfo(
-            "ffhq", "vqgan",
-            _pair(
-                "ffhq",
-                [f"{_KOOFR}/0fc005bf-3dca-4079-9d40-cdf38d42cd7a/files/get/2021-04-23T18-19-01-project.yaml?path=%2F2021-04-23T18-19-01_ffhq_transformer%2Fconfigs%2F2021-04-23T18-19-01-project.yaml&force"],
-                [f"{_KOOFR}/0fc005bf-3dca-4079-9d40-cdf38d42cd7a/files/get/last.ckpt?path=%2F2021-04-23T18-19-01_ffhq_transformer%2Fcheckpoints%2Flast.ckpt&force"],
-                ckpt_approx=3_500 * _MB,
-            ),
-            "faces (FFHQ), portraits",
-            f"{_TAMING}; unconditional Net2NetTransformer, only its first stage is used; FFHQ images CC BY-NC-SA",
-            arch=_f16(1024, "Net2NetTransformer"),
-            pages=("https://k00.fr/yndvfu95",),
-            notes="size: at least 3.5 GB (its weights alone); no published sha256",
-        ),
-        ModelInfo(
-            "celebahq", "vqgan",
-            _pair(
-                "celebahq",
-                [f"{_KOOFR}/6dddf083-40c8-470a-9360-a9dab2a94e96/files/get/2021-04-23T18-11-19-project.yaml?path=%2F2021-04-23T18-11-19_celebahq_transformer%2Fconfigs%2F2021-04-23T18-11-19-project.yaml&force"],
-                [f"{_KOOFR}/6dddf083-40c8-470a-9360-a9dab2a94e96/files/get/last.ckpt?path=%2F2021-04-23T18-11-19_celebahq_transformer%2Fcheckpoints%2Flast.ckpt&force"],
-            ),
-            "celebrity-style faces (CelebA-HQ)",
-            f"{_TAMING}; unconditional Net2NetTransformer, only its first stage is used; CelebA-HQ is research-only",
-            arch=_f16(1024, "Net2NetTransformer"),
-            pages=("https://k00.fr/2xkmielf",),
-            notes="transformer size unknown (several GB); no published sha256",
-        ),
-        ModelInfo(
-            "toy", "vqgan",
-            (RemoteFile("toy_vqgan.yaml", (), check="yaml"), RemoteFile("toy_vqgan.ckpt", (), check="ckpt")),
-            "tests, CPU demos, teaching: a tiny VQGAN trained on vqclip's synthetic scenes",
-            "trained in this repository (tools.train_toy_vqgan); ships with vqclip under its licence",
-            packaged=True,
-        ),
-    ]
+def _entry(raw: Any, default_kind: str | None, ddconfigs: Mapping[str, Any], where: str) -> ModelInfo:
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"]:
+        raise ConfigError(f"{where}: each entry needs 'name:'; got {raw!r}")
+    name = raw["name"]
+    unknown = set(raw) - _ENTRY_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: entry {name!r} has unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_ENTRY_KEYS))}")
+    kind = raw.get("kind", default_kind)
+    if kind not in KINDS:
+        raise ConfigError(f"{where}: entry {name!r} kind {kind!r} is not allowed; allowed: {', '.join(KINDS)}")
+    files = raw.get("files") or []
+    if not isinstance(files, list) or not files:
+        raise ConfigError(f"{where}: entry {name!r} needs 'files:' (a list)")
+    arch = raw.get("arch")
+    if isinstance(arch, dict) and isinstance(arch.get("ddconfig"), str):
+        if arch["ddconfig"] not in ddconfigs:
+            raise ConfigError(f"{where}: entry {name!r} ddconfig {arch['ddconfig']!r} is not one of {', '.join(ddconfigs) or 'no ddconfigs'}")
+        arch = {**arch, "ddconfig": copy.deepcopy(ddconfigs[arch["ddconfig"]])}
+    return ModelInfo(
+        name, kind, tuple(_remote(f, f"{where}: {name}") for f in files),
+        good_for=str(raw.get("good_for", "")), source=str(raw.get("source", "")), licence=str(raw.get("licence", "")),
+        arch=arch, pages=tuple(raw.get("pages") or ()), notes=str(raw.get("notes", "")),
+        packaged=bool(raw.get("packaged", False)), folder=str(raw.get("folder", "") or ""), origin=where,
+    )
 
 
-def _denoiser_entries() -> list[ModelInfo]:
-    # The CycleGAN generator paper 000's authors publish for post_denoise: cyclegan (pixel engine);
-    # the URL is the one their code downloads (beautifier.py and Text2Video.ipynb of
-    # github.com/pschaldenbrand/Text2Video). Size and sha256 are not published.
-    return [
-        ModelInfo(
-            "cyclegan_text2video", "denoiser",
-            (RemoteFile("cyclegan_text2video_netG_A.pth", ("https://cmu.box.com/shared/static/lxgfgfw9aqia8crfyg5jw0h1gkdv64mk",),
-                        approx_bytes=45_500_000, check="none"),),
-            "post_denoise: cyclegan for the pixel engine: noisy optimized frames toward photographs",
-            "Schaldenbrand, Liu, Oh 2022 (paper 000), netG_A of their CycleGAN (noisy frames -> Flickr30k photos); no licence stated",
-            arch={"net": "resnet_9blocks", "ngf": 64, "norm": "instance", "dropout": True},
-            pages=("https://pschaldenbrand.github.io/text2video/",),
-            notes="no published size or sha256: vqclip.models.cyclegan.load_generator checks it builds a ResnetGenerator",
-        ),
-    ]
+@lru_cache(maxsize=1)
+def _packaged_entries() -> tuple[ModelInfo, ...]:
+    out: dict[tuple[str, str], ModelInfo] = {}
+    order = {"vqgan": 0, "clip": 1, "denoiser": 2}  # table order: the families users pick most first
+    for path in sorted(packaged_registry_dir().glob("*.yaml"), key=lambda p: (order.get(p.stem, 9), p.stem)):
+        data = _read_yaml(path)
+        for raw in data.get("models", []):
+            info = _entry(raw, data.get("kind"), data.get("ddconfigs") or {}, path.name)
+            if (info.kind, info.name) in out:
+                raise ConfigError(f"model registry: {info.kind} {info.name!r} is in both {out[info.kind, info.name].origin} and {path.name}")
+            out[info.kind, info.name] = info
+    return tuple(out.values())
 
 
-# Each builder returns the entries of one kind; add a builder here for a new kind of model.
-_ENTRY_BUILDERS: tuple[Callable[[], list[ModelInfo]], ...] = (_vqgan_entries, _denoiser_entries)
+def _merge_files(base: tuple[RemoteFile, ...], raw_files: list, where: str) -> tuple[RemoteFile, ...]:
+    by_name = {f.filename: f for f in base}
+    for raw in raw_files:
+        if not isinstance(raw, dict) or raw.get("name") not in by_name:
+            known = ", ".join(by_name)
+            raise ConfigError(f"{where}: file {raw.get('name') if isinstance(raw, dict) else raw!r} is not a file of this entry; allowed: {known}")
+        old = by_name[raw["name"]]
+        new = _remote({"name": old.filename, "check": old.check, **raw}, where)
+        by_name[old.filename] = replace(
+            old, urls=tuple(dict.fromkeys((*new.urls, *old.urls))),  # the user's mirrors first
+            path=new.path or old.path,
+            size=raw.get("size", old.size), sha256=new.sha256 or old.sha256,
+            approx_bytes=raw.get("approx_size", old.approx_bytes), min_size=raw.get("min_size", old.min_size),
+        )
+    return tuple(by_name[f.filename] for f in base)
 
 
-def _entries() -> dict[str, ModelInfo]:
-    return {info.name: info for build in _ENTRY_BUILDERS for info in build()}
+def _user_entries(entries: dict[tuple[str, str], ModelInfo]) -> dict[tuple[str, str], ModelInfo]:
+    path = user_registry_file()
+    if not path.is_file():
+        return entries
+    data = _read_yaml(path)
+    where = str(path)
+    entries = dict(entries)
+    for raw in data.get("models", []):
+        name = raw.get("name") if isinstance(raw, dict) else None
+        kind = raw.get("kind", data.get("kind")) if isinstance(raw, dict) else None
+        key = next((k for k in entries if k[1] == name and (kind is None or k[0] == kind)), None)
+        if key is not None:
+            old = entries[key]
+            unknown = set(raw) - {"name", "files", "good_for", "notes", "pages", "licence"}
+            if unknown:
+                raise ConfigError(f"{where}: {name!r} is a packaged entry; a user file may change only its files, good_for, notes, "
+                                  f"pages, licence (not {', '.join(sorted(unknown))}); give a new name for a new model")
+            entries[key] = replace(
+                old, files=_merge_files(old.files, raw.get("files") or [], f"{where}: {name}"),
+                good_for=str(raw.get("good_for", old.good_for)), notes=str(raw.get("notes", old.notes)),
+                licence=str(raw.get("licence", old.licence)), pages=tuple(raw.get("pages") or old.pages),
+                origin=f"{old.origin} + {path}",
+            )
+        else:
+            info = _entry(raw, data.get("kind"), {}, where)
+            entries[info.kind, info.name] = info
+    return entries
+
+
+def all_models() -> list[ModelInfo]:
+    """Every entry (packaged, then the user's), in table order; a name may recur across kinds ('toy')."""
+    return list(_user_entries({(info.kind, info.name): info for info in _packaged_entries()}).values())
 
 
 def list_models(kind: str | None = None) -> list[str]:
-    """Names of the registry's models (optionally of one kind), in table order."""
-    return [name for name, info in _entries().items() if kind is None or info.kind == kind]
+    """Names of the registry's models (optionally of one kind), in table order, each name once."""
+    return list(dict.fromkeys(info.name for info in all_models() if kind is None or info.kind == kind))
 
 
-def get_model_info(name: str) -> ModelInfo:
-    """The registry entry for `name`; ModelError listing the known names if there is none."""
-    entries = _entries()
-    if name not in entries:
-        raise ModelError(f"model {name!r} is not in the registry; allowed: {', '.join(entries)}")
-    return entries[name]
+def get_model_info(name: str, kind: str | None = None) -> ModelInfo:
+    """The registry entry for `name` (of `kind`; without one, the first: vqgan before clip); ModelError if none."""
+    entries = all_models()
+    for info in entries:
+        if info.name == name and (kind is None or info.kind == kind):
+            return info
+    others = [i.kind for i in entries if i.name == name]
+    if others:
+        raise ConfigError(f"model {name!r} is a {others[0]}, not a {kind}; allowed: {', '.join(list_models(kind)) or 'none registered'}")
+    known = list_models(kind)
+    raise ModelError(f"model {name!r} is not in the registry; allowed: {', '.join(known)}")
 
 
-# --- cache ---------------------------------------------------------------------------------------
+# --- where files live ----------------------------------------------------------------------------
 
 
 def default_cache_dir() -> Path:
@@ -337,22 +281,41 @@ def packaged_dir() -> Path:
 
 
 def model_dir(info: ModelInfo | str, cache_dir: str | os.PathLike | None = None) -> Path:
-    """The folder a model's files live in: packaged weights, or <cache>/<kind>/."""
+    """The folder a model's files live in: packaged weights, or <cache>/<kind>/[<folder>/]."""
     info = get_model_info(info) if isinstance(info, str) else info
     if info.packaged:
         return packaged_dir()
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    return root / info.kind
+    return root / info.kind / info.folder if info.folder else root / info.kind
+
+
+def file_paths(info: ModelInfo, cache_dir: str | os.PathLike | None = None) -> tuple[Path, ...]:
+    """Where each of the entry's files is read from: the user's `path:`, else the cache (or the package)."""
+    folder = model_dir(info, cache_dir)
+    return tuple(Path(f.path) if f.path else folder / f.filename for f in info.files)
+
+
+def model_status(info: ModelInfo | str, cache_dir: str | os.PathLike | None = None) -> str:
+    """The one cache state every place reports: packaged | missing | yes | local | partial | invalid | no."""
+    info = get_model_info(info) if isinstance(info, str) else info
+    paths = file_paths(info, cache_dir)
+    if info.packaged:
+        return "packaged" if all(p.is_file() for p in paths) else "missing"
+    states = [file_state(p, f) for p, f in zip(paths, info.files)]
+    if all(s == "ok" for s in states):
+        return "local" if any(f.path for f in info.files) else "yes"
+    if "invalid" in states:
+        return "invalid"  # a file is there but fails its check: it is never used
+    return "partial" if any(s in ("ok", "partial") for s in states) else "no"
 
 
 def _packaged_paths(info: ModelInfo) -> tuple[Path, ...]:
-    folder = model_dir(info)
-    paths = tuple(folder / f.filename for f in info.files)
+    paths = file_paths(info)
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise ModelError(
             f"model {info.name!r} ships inside vqclip, but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing; "
-            "rebuild the toy pack with `python -m tools.train_toy_vqgan` or reinstall vqclip"
+            "rebuild the toy pack (`python -m tools.train_toy_vqgan`, `python -m tools.train_toy_clip`) or reinstall vqclip"
         )
     return paths
 
@@ -360,59 +323,143 @@ def _packaged_paths(info: ModelInfo) -> tuple[Path, ...]:
 def _manual_hint(info: ModelInfo, folder: Path) -> str:
     names = " and ".join(f.filename for f in info.files)
     sources = [f"{f.filename}: {f.urls[0]}" for f in info.files if f.urls]
-    hint = f"download them by hand and put them in {folder} as {names}"
+    hint = f"download them by hand and put them in {folder} as {names} (or name them in {user_registry_file()} with path:)"
     if sources:
-        hint += f" (from {'; '.join(sources)}"
-        hint += f"; or the files at {', '.join(info.pages)})" if info.pages else ")"
+        hint += f"; from {'; '.join(sources)}"
+        hint += f"; or the files at {', '.join(info.pages)}" if info.pages else ""
     return hint
 
 
-def download_model(name: str | ModelInfo, cache_dir: str | os.PathLike | None = None, progress: bool = True) -> tuple[Path, ...]:
-    """Fetch a model's files into the cache (verified, resumable, mirror by mirror); return their paths."""
+def download_model(name: str | ModelInfo, cache_dir: str | os.PathLike | None = None,
+                   callback: Callable[[dict], Any] | None = None) -> tuple[Path, ...]:
+    """Fetch a model's files into the cache (verified, resumable, mirror by mirror); return their paths.
+
+    Progress goes to `callback` as {"event": "download", "name", "file", "bytes", "total"} events.
+    """
     info = get_model_info(name) if isinstance(name, str) else name
     if info.packaged:
         return _packaged_paths(info)
     folder = model_dir(info, cache_dir)
     paths, failures = [], []
-    for remote in info.files:
+    for remote, path in zip(info.files, file_paths(info, cache_dir)):
+        if remote.path:  # the user's own file: verified, never downloaded over
+            if file_state(path, remote) != "ok":
+                raise ModelError(f"model {info.name!r}: the local file {str(path)!r} named in {user_registry_file()} is missing or fails its check "
+                                 f"({remote.check}{', sha256' if remote.sha256 else ''}); fix the path or remove it")
+            paths.append(path)
+            continue
         try:
-            paths.append(fetch_file(remote, folder / remote.filename, progress=progress))
+            paths.append(fetch_file(remote, path, callback=callback, model=info.name))
         except DownloadError as exc:
             failures.append(str(exc))
     if failures:
-        raise DownloadError(
-            f"could not download model {info.name!r}: every mirror failed ({' | '.join(failures)}); "
-            + _manual_hint(info, folder)
-        )
+        raise DownloadError(f"could not download model {info.name!r}: every mirror failed ({' | '.join(failures)}); " + _manual_hint(info, folder))
     return tuple(paths)
 
 
-def resolve_vqgan(spec: str | Mapping[str, Any], cache_dir: str | os.PathLike | None = None, download: bool = True) -> tuple[Path, Path]:
-    """(config_path, checkpoint_path) for a registry name or {"config": path, "checkpoint": path}."""
-    if isinstance(spec, Mapping):
-        unknown = set(spec) - {"config", "checkpoint"}
-        if unknown or not {"config", "checkpoint"} <= set(spec):
-            raise ConfigError(f"VQGAN model {dict(spec)!r} is not usable; allowed: a registry name or {{'config': .yaml path, 'checkpoint': .ckpt path}}")
-        config, ckpt = Path(spec["config"]).expanduser(), Path(spec["checkpoint"]).expanduser()
-        for key, path in (("config", config), ("checkpoint", ckpt)):
-            if not path.is_file():
-                raise ModelError(f"VQGAN {key} file {str(path)!r} does not exist; give the path of an existing file")
-        return config, ckpt
-    if not isinstance(spec, str):
-        raise ConfigError(f"VQGAN model {spec!r} is not usable; allowed: a registry name or {{'config': path, 'checkpoint': path}}")
-    info = get_model_info(spec)
-    if info.kind != "vqgan":
-        raise ConfigError(f"model {spec!r} is a {info.kind}, not a VQGAN; allowed: {', '.join(list_models('vqgan'))}")
+# --- the one resolver ---------------------------------------------------------------------------
+
+
+def _local_file(value: Any, what: str) -> Path:
+    path = Path(str(value)).expanduser()
+    if not path.is_file():
+        raise ModelError(f"{what} {str(path)!r} does not exist; give the path of an existing file")
+    return path
+
+
+def _from_registry(info: ModelInfo, cache_dir, download: bool, callback) -> ResolvedModel:
+    options, folder = dict(info.arch or {}), model_dir(info, cache_dir)
     if info.packaged:
-        config, ckpt = _packaged_paths(info)
-        return config, ckpt
-    folder = model_dir(info, cache_dir)
-    paths = [folder / f.filename for f in info.files]
-    if all(is_cached(p, f) for p, f in zip(paths, info.files)):
-        return paths[0], paths[1]
+        return ResolvedModel(info.kind, info.name, _packaged_paths(info), info, "packaged", options, folder)
+    paths = file_paths(info, cache_dir)
+    if model_status(info, cache_dir) in ("yes", "local"):
+        return ResolvedModel(info.kind, info.name, paths, info, "user-file" if any(f.path for f in info.files) else "cache", options, folder)
     if not download:
-        raise ModelError(f"model {spec!r} is not downloaded; run `vqclip models download {spec}`, or {_manual_hint(info, folder)}")
-    config, ckpt = download_model(info, cache_dir=cache_dir, progress=True)
+        state = model_status(info, cache_dir)
+        why = " (a file is there but fails its check)" if state == "invalid" else " (only part of it)" if state == "partial" else ""
+        raise ModelError(f"model {info.name!r} is not downloaded{why}; "
+                         f"run `vqclip models download {info.name}`, or {_manual_hint(info, model_dir(info, cache_dir))}")
+    return ResolvedModel(info.kind, info.name, download_model(info, cache_dir, callback=callback), info, "downloaded", options, folder)
+
+
+def _resolve_clip_local(spec: Mapping[str, Any]) -> ResolvedModel:
+    keys = set(spec) - {"quick_gelu"}
+    quick = spec.get("quick_gelu", False)
+    if not isinstance(quick, bool):
+        raise ConfigError(f"CLIP model {dict(spec)!r}: quick_gelu {quick!r} is not allowed; give true (OpenAI-trained weights) or false")
+    if keys == {"config", "weights"}:
+        config = Path(str(spec["config"])).expanduser()
+        return ResolvedModel("clip", f"local:{config.stem}", (config, Path(str(spec["weights"])).expanduser()), None, "local",
+                             {"config": str(config), "quick_gelu": quick})
+    if keys == {"name", "weights"}:
+        weights = Path(str(spec["weights"])).expanduser()
+        name = str(spec["name"])
+        if name.endswith("-quickgelu"):
+            quick = True  # open_clip's own -quickgelu config already says it
+        return ResolvedModel("clip", f"{name}/{weights.name}", (weights,), None, "local", {"open_clip": name, "quick_gelu": quick})
+    raise ConfigError(f"CLIP model {dict(spec)!r} is not usable; allowed keys: {{config, weights}} or {{name, weights}}, "
+                      "each with an optional quick_gelu: true|false (true for OpenAI-trained weights)")
+
+
+def _resolve_clip_name(spec: str) -> ResolvedModel:
+    """An open_clip 'ARCH/PRETRAINED' that is not in the registry: open_clip downloads it itself."""
+    import open_clip
+
+    arch, _, tag = spec.partition("/")
+    if spec.startswith(("hf-hub:", "local-dir:")):
+        return ResolvedModel("clip", spec, (), None, "open_clip", {"open_clip": spec, "pretrained": None, "quick_gelu": False})
+    if arch not in open_clip.list_models():
+        raise ConfigError(f"CLIP {spec!r}: {arch!r} is not an open_clip architecture; allowed: a registry name ({', '.join(list_models('clip'))}), "
+                          "'ARCH/PRETRAINED' from open_clip.list_pretrained(), or local files {name, weights}")
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    if not tag or tag not in tags:
+        raise ConfigError(f"CLIP {spec!r}: pretrained weights {tag!r} are not known for {arch}; allowed: {', '.join(tags) or 'a local weights file'}")
+    quick = bool(open_clip.get_pretrained_cfg(arch, tag).get("quick_gelu", False)) or arch.endswith("-quickgelu")
+    return ResolvedModel("clip", spec, (), None, "open_clip", {"open_clip": arch, "pretrained": tag, "quick_gelu": quick})
+
+
+def resolve_model(spec: Any, kind: str, cache_dir: str | os.PathLike | None = None, download: bool = True,
+                  callback: Callable[[dict], Any] | None = None) -> ResolvedModel:
+    """Local paths for a model spec of `kind` (a registry name or local files), downloading when allowed.
+
+    vqgan: NAME | {config, checkpoint}; clip: NAME | 'ARCH/PRETRAINED' | {name|config, weights[, quick_gelu]};
+    denoiser/metric: NAME | a file path | {path}; diffusion/motion_adapter: NAME | {path: folder}.
+    """
+    if kind not in KINDS:
+        raise ConfigError(f"model kind {kind!r} is not allowed; allowed: {', '.join(KINDS)}")
+    if isinstance(spec, str) and spec in list_models(kind):
+        return _from_registry(get_model_info(spec, kind), cache_dir, download, callback)
+    if kind == "vqgan":
+        if isinstance(spec, Mapping) and set(spec) == {"config", "checkpoint"}:
+            paths = (_local_file(spec["config"], "VQGAN config file"), _local_file(spec["checkpoint"], "VQGAN checkpoint file"))
+            return ResolvedModel(kind, str(paths[1]), paths, None, "local")
+        if isinstance(spec, Mapping):
+            raise ConfigError(f"VQGAN model {dict(spec)!r} is not usable; allowed: a registry name or {{'config': .yaml path, 'checkpoint': .ckpt path}}")
+        if isinstance(spec, str):
+            get_model_info(spec, kind)  # raises: lists the known names
+        raise ConfigError(f"VQGAN model {spec!r} is not usable; allowed: a registry name or {{'config': path, 'checkpoint': path}}")
+    if kind == "clip":
+        if isinstance(spec, Mapping):
+            return _resolve_clip_local(spec)
+        if not isinstance(spec, str) or not spec:
+            raise ConfigError(f"CLIP model {spec!r} is not usable; allowed: a registry name ({', '.join(list_models('clip'))}), "
+                              "'ARCH/PRETRAINED', or local files {name, weights}")
+        return _resolve_clip_name(spec)
+    if isinstance(spec, Mapping) and set(spec) == {"path"}:
+        path = Path(str(spec["path"])).expanduser()
+        if not path.exists():
+            raise ModelError(f"{kind} path {str(path)!r} does not exist; give an existing {'folder' if kind in ('diffusion', 'motion_adapter') else 'file'}")
+        return ResolvedModel(kind, str(path), (path,), None, "local", folder=path if path.is_dir() else path.parent)
+    if isinstance(spec, (str, os.PathLike)) and kind in ("denoiser", "metric") and (Path(str(spec)).suffix or os.sep in str(spec)):
+        return ResolvedModel(kind, str(spec), (_local_file(spec, f"{kind} file"),), None, "local")
+    known = ", ".join(list_models(kind)) or "none registered"
+    raise ConfigError(f"{kind} model {spec!r} is not usable; allowed: a registry name ({known}) or {{path: local {'folder' if kind in ('diffusion', 'motion_adapter') else 'file'}}}")
+
+
+def resolve_vqgan(spec: str | Mapping[str, Any], cache_dir: str | os.PathLike | None = None, download: bool = True,
+                  callback: Callable[[dict], Any] | None = None) -> tuple[Path, Path]:
+    """(config_path, checkpoint_path): `resolve_model(spec, "vqgan").paths`, kept for callers outside the model layer."""
+    config, ckpt = resolve_model(spec, "vqgan", cache_dir=cache_dir, download=download, callback=callback).paths
     return config, ckpt
 
 
@@ -426,41 +473,31 @@ def _human(n: int | None, exact: bool) -> str:
     return text if exact else "~" + text
 
 
-def model_status(info: ModelInfo, cache_dir: str | os.PathLike | None = None) -> str:
-    """Whether a model's files are here: yes | partial | no, or packaged | missing for built-in weights."""
-    folder = model_dir(info, cache_dir)
-    paths = [folder / f.filename for f in info.files]
-    if info.packaged:
-        return "packaged" if all(p.is_file() for p in paths) else "missing"
-    if all(is_cached(p, f, deep=False) for p, f in zip(paths, info.files)):
-        return "yes"
-    if any(p.is_file() or p.with_name(p.name + ".part").is_file() for p in paths):
-        return "partial"
-    return "no"
-
-
 def model_size_text(info: ModelInfo, cache_dir: str | os.PathLike | None = None) -> str:
     """A model's size for people: exact ("1.20 GB"), approximate ("~900 MB") or "?" when unpublished."""
     if info.packaged:
-        folder = model_dir(info)
-        sizes = [(folder / f.filename).stat().st_size for f in info.files if (folder / f.filename).is_file()]
+        sizes = [p.stat().st_size for p in file_paths(info) if p.is_file()]
         return _human(sum(sizes), True) if sizes else "?"
-    ckpt = info.files[-1]  # the checkpoint is what costs the download time and disk
-    return _human(ckpt.size or ckpt.approx_bytes, ckpt.size is not None)
+    sizes = [f.size or f.approx_bytes for f in info.files]
+    known = [s for s in sizes if s is not None]
+    if not known or sizes[-1] is None:  # the last file (checkpoint / weights) is what costs time and disk
+        return "?"
+    return _human(sum(known), all(f.size is not None for f in info.files))
 
 
 def format_model_table(cache_dir: str | os.PathLike | None = None) -> str:
-    """The table `vqclip models list` prints: name, size, what it is for, downloaded or not."""
-    rows = [("name", "size", "good for", "downloaded")]
-    for name in list_models():
-        info = get_model_info(name)
-        rows.append((name, model_size_text(info, cache_dir), info.good_for, model_status(info, cache_dir)))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = [f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip() for r in rows]
+    """The table `vqclip models list` prints: name, kind, size, what it is for, cache state."""
+    rows = [("name", "kind", "size", "good for", "state")]
+    for info in all_models():
+        rows.append((info.name, info.kind, model_size_text(info, cache_dir), info.good_for, model_status(info, cache_dir)))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]:<{widths[3]}}  {r[4]}".rstrip() for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     lines.append("")
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    kinds = ", ".join(dict.fromkeys(f"{get_model_info(n).kind}/" for n in list_models() if not get_model_info(n).packaged))
-    lines.append(f"cache: {root}  ({kinds}; set $VQCLIP_CACHE or --cache-dir to move it)")
-    lines.append("download: vqclip models download NAME   (~ = approximate size, ? = not published)")
+    user = user_registry_file()
+    lines.append(f"cache: {root}  (set $VQCLIP_CACHE or --cache-dir to move it)")
+    lines.append(f"your entries: {user} ({'read' if user.is_file() else 'none yet'}; schema: vqclip/models/registry/README.md)")
+    lines.append("download: vqclip models download NAME   (~ = approximate size, ? = not published; "
+                 "state: yes/local = verified, invalid = present but fails its check)")
     return "\n".join(lines)

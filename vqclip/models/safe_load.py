@@ -19,6 +19,7 @@ import collections
 import io
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,11 @@ import torch
 
 from vqclip.errors import ModelError, UnsafeCheckpointError
 
-__all__ = ["safe_load_checkpoint", "Placeholder", "RestrictedPickleModule", "LightningPickleModule"]
+__all__ = ["safe_load_checkpoint", "load_weights", "weights_refusal", "Placeholder", "RestrictedPickleModule", "LightningPickleModule"]
+
+# A pickle may call bytes(n)/bytearray(n) to allocate n zero bytes; real checkpoints never need more than
+# a few MiB that way (their tensors arrive through storages), so a larger request is refused, not run.
+MAX_PICKLE_ALLOCATION = 16 * 2**20
 
 # Modules whose functions run code, touch processes, files or the network, or unpickle again.
 # A checkpoint has no business naming any of them; we refuse rather than silently placeholder.
@@ -45,8 +50,6 @@ _SAFE_BUILTINS = {
     "frozenset": frozenset,
     "slice": slice,
     "complex": complex,
-    "bytearray": bytearray,
-    "bytes": bytes,
     "list": list,
     "dict": dict,
     "tuple": tuple,
@@ -54,9 +57,23 @@ _SAFE_BUILTINS = {
     "float": float,
     "str": str,
     "bool": bool,
-    "range": range,
     "object": object,
 }
+
+
+def _bounded(kind: type) -> Any:
+    def build(source: Any = b"", *args: Any) -> Any:
+        if isinstance(source, int) and source > MAX_PICKLE_ALLOCATION:
+            raise UnsafeCheckpointError(
+                f"refused to load: the checkpoint's pickle asks {kind.__name__}({source}) to allocate {source / 2**30:.1f} GiB; "
+                "a checkpoint never needs that (nothing was allocated)"
+            )
+        return kind(source, *args)
+
+    return build
+
+
+_SAFE_BUILTINS.update({"bytes": _bounded(bytes), "bytearray": _bounded(bytearray)})
 
 
 class Placeholder:
@@ -91,7 +108,7 @@ def _is_dangerous(module: str, name: str) -> bool:
         if ".".join(root[:i]) in _DANGEROUS_MODULES:
             return True
     if module in ("builtins", "__builtin__"):
-        return name not in _SAFE_BUILTINS
+        return name not in _SAFE_BUILTINS  # range is out too: list(range(10**12)) would only allocate
     return name.startswith("__") and name not in ("__newobj__",)
 
 
@@ -269,3 +286,47 @@ class LightningPickleModule:
         buf = io.BytesIO()
         _GlobalRefPickler(buf, protocol).dump(obj)
         return buf.getvalue()
+
+
+# --- plain weight files (CLIP, CycleGAN, metric networks): tensors only --------------------------
+
+
+def weights_refusal(path: Path, what: str, exc: BaseException) -> ModelError:
+    """The one-line ModelError for a weights file torch's weights-only loader refused (without torch's unsafe advice)."""
+    # torch's message recommends weights_only=False, the one unsafe step; keep only its reason
+    match = re.search(r"Unsupported (?:global|class)\W*(?:GLOBAL\s+)?([A-Za-z_][\w.]*)", str(exc))
+    reason = f"its pickle names {match.group(1)}" if match else "its pickle holds more than tensors"
+    return ModelError(
+        f"{what} {str(path)!r} is not a plain tensor state dict ({reason}); vqclip loads weights only as "
+        "safetensors or a torch.save(model.state_dict()) file — re-save it as one, or download it again"
+    )
+
+
+def load_weights(path: str | os.PathLike, what: str = "weights file") -> dict[str, torch.Tensor]:
+    """A state dict of tensors from safetensors or a plain torch file, never running pickled code; one-line ModelError otherwise."""
+    from vqclip.models.download import is_safetensors
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{what} {str(path)!r} does not exist; give the path of a .safetensors/.pt/.bin state dict")
+    try:
+        if is_safetensors(path):
+            from safetensors.torch import load_file
+
+            obj: Any = load_file(str(path), device="cpu")
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as exc:
+        raise weights_refusal(path, what, exc) from None
+    except MemoryError:
+        raise ModelError(f"{what} {str(path)!r} asks for more memory than this machine has; it is not a usable weights file") from None
+    except (RuntimeError, EOFError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ModelError(f"{what} {str(path)!r} could not be read ({type(exc).__name__}: {first}); it may be truncated — delete it and download again") from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not obj or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
+        raise ModelError(f"{what} {str(path)!r} holds a {type(obj).__name__}, not a state dict of tensors")
+    if all(k.startswith("module.") for k in obj):  # saved from nn.DataParallel
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return obj

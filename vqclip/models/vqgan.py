@@ -216,11 +216,11 @@ def _arch_from(config: Any) -> tuple[dict[str, Any], str]:
     if isinstance(config, (str, os.PathLike)):
         path = Path(config)
         if not path.is_file() and isinstance(config, str) and not config.endswith((".yaml", ".yml")):
-            from vqclip.models.registry import get_model_info, resolve_vqgan
+            from vqclip.models.registry import get_model_info, resolve_model
 
-            info = get_model_info(config)
+            info = get_model_info(config, "vqgan")
             if info.arch is None:  # packaged entries describe themselves in their yaml
-                path = resolve_vqgan(config, download=False)[0]
+                path = resolve_model(config, "vqgan", download=False).paths[0]
                 return parse_taming_config(_read_yaml(path), str(path)), str(path)
             return info.architecture, f"registry entry {config!r}"
         return parse_taming_config(_read_yaml(path), str(path)), str(path)

@@ -108,14 +108,21 @@ def _finalize_tmpdir(clip, tmpdir: str):
 # ------------------------------------------------------------------------------------ sources
 
 
-def _image_size(path: Path) -> tuple[int, int]:
+def _image_size(path: Path, setting: str = "source") -> tuple[int, int]:
+    """Size of an image whose data is complete: a truncated frame fails here, not as frozen frames mid-export."""
     from PIL import Image
 
     try:
         with Image.open(path) as im:
-            return im.size
-    except (OSError, ValueError) as exc:
-        raise PostError(f"{path}: not a readable image ({exc})") from None
+            size = im.size
+            if im.format == "PNG":
+                im.verify()  # reads every chunk and checks its CRC without decoding: cheap
+            else:
+                im.load()  # other formats have no cheap check: decode
+        return size
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:  # PIL reports a broken PNG chunk as SyntaxError
+        raise PostError(f"{setting}: {str(path)!r} is not a readable image (truncated or corrupt: {exc}); "
+                        f"re-render or replace that file") from None
 
 
 def load_image_sequence(files: Sequence[str | os.PathLike], fps: float, setting: str = "source"):
@@ -127,9 +134,9 @@ def load_image_sequence(files: Sequence[str | os.PathLike], fps: float, setting:
         raise PostError(f"{setting}: no image frames found")
     if fps is None or fps <= 0:
         raise PostError(f"{setting}: an image sequence needs a positive fps (got {fps!r}); set fps")
-    first = _image_size(Path(files[0]))
-    for f in files[1:]:  # headers only: cheap, and a bad frame fails here rather than mid-export
-        size = _image_size(Path(f))
+    first = _image_size(Path(files[0]), setting)
+    for f in files[1:]:  # a bad frame fails here rather than mid-export
+        size = _image_size(Path(f), setting)
         if size != first:
             raise PostError(f"{setting}: frame {f!r} is {size[0]}x{size[1]} but the first frame is "
                             f"{first[0]}x{first[1]}; all frames of a sequence must be one size")
@@ -170,7 +177,18 @@ def load_video(path: str | os.PathLike, audio: bool = False, setting: str = "sou
     from vqclip.video import probe
 
     p = Path(path)
-    info = probe(p, count=False)  # a clear error for missing/unreadable files before MoviePy's own
+    try:
+        info = probe(p)  # decodes once: a clear error for unreadable files before MoviePy's own
+    except PostError as exc:
+        why = str(exc).splitlines()[0]
+        why = why if len(why) < 160 else why[:160] + " ..."
+        raise PostError(f"{setting}: {str(p)!r} cannot be decoded: truncated or corrupt video ({why}); "
+                        f"re-export or re-download it") from None
+    expected = round(info.duration * info.fps) if info.duration and info.fps else None
+    if expected and (info.n_frames or 0) < expected - 1:
+        # MoviePy would repeat the last good frame for the rest and the export would exit 0
+        raise PostError(f"{setting}: {str(p)!r} is truncated or corrupt: its header promises {expected} frames "
+                        f"({info.duration:.2f} s) but only {info.n_frames or 0} decode; re-export or re-download it")
     try:
         clip = VideoFileClip(str(p), audio=audio and info.has_audio)
     except (OSError, KeyError, ValueError, IndexError) as exc:
@@ -182,7 +200,7 @@ def load_image(path: str | os.PathLike, duration: float | None = None, setting: 
     """A still image (keeps PNG transparency, for logos) lasting `duration` seconds."""
     from moviepy import ImageClip
 
-    _image_size(Path(path))
+    _image_size(Path(path), setting)
     clip = ImageClip(str(path), transparent=True)
     return clip.with_duration(duration) if duration else clip
 

@@ -2,8 +2,8 @@
 
 Every file is written to a hidden temporary file beside the target and renamed only when complete,
 so an interrupted or failed export never leaves half a video and never replaces a good one.
-Progress goes to `progress`: None (silent), "bar" (a tqdm bar) or a callable receiving dicts
-`{"event": "export", "path", "stage", "frame", "total"}`.
+Progress goes only through `callback(dict)` events `{"event": "export", "path", "stage", "done", "total"}`
+(stage: "audio" chunks, then "video" frames, or "gif" frames); the CLI and the notebook draw them.
 """
 
 from __future__ import annotations
@@ -13,39 +13,37 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from vqclip.errors import PostError
 from vqclip.video import encode_args, ffmpeg_exe, finish_temp, temp_path_for
 
-__all__ = ["export", "export_video", "export_gif", "make_logger"]
+__all__ = ["export", "export_video", "export_gif", "Callback"]
+
+Callback = Callable[[dict], Any]
+_STAGES = {"chunk": "audio", "frame_index": "video"}  # MoviePy's proglog bar names
 
 
-def make_logger(progress: Any, path: str | os.PathLike):
-    """A proglog logger for MoviePy: None -> silent, "bar" -> tqdm (sparse in a log), callable -> dict events."""
-    if progress is None:
+def _check_callback(callback: Any) -> None:
+    if callback is not None and not callable(callback):
+        raise PostError(f"callback: {callback!r} is not allowed; give None or a function taking a dict")
+
+
+def _moviepy_logger(callback: Callback | None, path: Path):
+    """A proglog logger that turns MoviePy's bars into export events (None: MoviePy stays silent)."""
+    if callback is None:
         return None
-    if progress == "bar":
-        import proglog
-
-        from vqclip.progress import log_friendly
-
-        logger = proglog.TqdmProgressBarLogger()  # what MoviePy's "bar" makes
-        logger.tqdm = log_friendly(logger.tqdm)  # in a log, a line every LOG_INTERVAL_S, not every frame
-        return logger
-    if not callable(progress):
-        raise PostError(f"progress: {progress!r} is not allowed; use None, \"bar\" or a function taking a dict")
     import proglog
 
-    class _CallbackLogger(proglog.ProgressBarLogger):
+    class _EventLogger(proglog.ProgressBarLogger):
         def bars_callback(self, bar, attr, value, old_value=None):
-            if attr == "index":
-                progress({"event": "export", "path": str(path), "stage": bar, "frame": int(value),
+            if attr == "index" and bar in _STAGES:
+                callback({"event": "export", "path": str(path), "stage": _STAGES[bar], "done": max(0, int(value)),
                           "total": self.bars[bar].get("total")})
 
-    return _CallbackLogger()
+    return _EventLogger()
 
 
 def _split_codec_args(args: list[str]) -> tuple[str, str | None, str | None, list[str]]:
@@ -72,9 +70,10 @@ def _snap(clip, fps: float):
 
 
 def export_video(clip, path: str | os.PathLike, fps: float | None = None, quality: int | str = "high",
-                 progress: Any = None) -> Path:
+                 callback: Callback | None = None) -> Path:
     """Write an mp4/mov/mkv (H.264 yuv420p, even size, +faststart) or webm (VP9) with MoviePy."""
     out = Path(path)
+    _check_callback(callback)
     fps = fps or getattr(clip, "fps", None)
     if not fps or fps <= 0:
         raise PostError(f"fps: {fps!r} is not allowed; the export needs a positive frame rate")
@@ -94,7 +93,7 @@ def export_video(clip, path: str | os.PathLike, fps: float | None = None, qualit
         clip.write_videofile(
             str(tmp), fps=fps, codec=vcodec, audio=has_audio, audio_codec=acodec, audio_bitrate=abitrate,
             audio_fps=48000, temp_audiofile=audio_tmp, ffmpeg_params=params,
-            logger=make_logger(progress, out),
+            logger=_moviepy_logger(callback, out),
             pixel_format=None,
         )
     except BaseException as exc:
@@ -108,9 +107,10 @@ def export_video(clip, path: str | os.PathLike, fps: float | None = None, qualit
 
 
 def export_gif(clip, path: str | os.PathLike, fps: float | None = None, width: int | None = None,
-               colors: int = 256, dither: str = "sierra2_4a", loop: int = 0, progress: Any = None) -> Path:
+               colors: int = 256, dither: str = "sierra2_4a", loop: int = 0, callback: Callback | None = None) -> Path:
     """Write a GIF with a palette made for this clip (ffmpeg palettegen/paletteuse, one pass)."""
     out = Path(path)
+    _check_callback(callback)
     if fps is None:
         # GIF frame delays are whole centiseconds: 10, 20, 25 fps keep exact timing (12 fps would be 12.5).
         src = float(getattr(clip, "fps", None) or 10)
@@ -130,13 +130,6 @@ def export_gif(clip, path: str | os.PathLike, fps: float | None = None, width: i
            "-s", f"{w}x{h}", "-r", f"{fps:.9g}", "-i", "-", "-filter_complex", graph, "-loop", str(int(loop)),
            "-f", "gif", str(tmp)]
     clip, n_total = _snap(clip, fps)
-    bar = None
-    if progress == "bar":
-        from vqclip.progress import auto_bar
-
-        bar = auto_bar(total=n_total, desc=f"gif {out.name}", unit="frame")
-    elif progress is not None and not callable(progress):
-        raise PostError(f"progress: {progress!r} is not allowed; use None, \"bar\" or a function taking a dict")
     errf = tempfile.TemporaryFile()
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=errf)
     try:
@@ -144,10 +137,8 @@ def export_gif(clip, path: str | os.PathLike, fps: float | None = None, width: i
             if i >= n_total:
                 break
             proc.stdin.write(np.ascontiguousarray(frame[:, :, :3]).tobytes())
-            if bar is not None:
-                bar.update(1)
-            elif callable(progress):
-                progress({"event": "export", "path": str(out), "stage": "gif", "frame": i + 1, "total": n_total})
+            if callback is not None:
+                callback({"event": "export", "path": str(out), "stage": "gif", "done": i + 1, "total": n_total})
         proc.stdin.close()
         rc = proc.wait()
         if rc != 0:
@@ -162,15 +153,13 @@ def export_gif(clip, path: str | os.PathLike, fps: float | None = None, width: i
         raise
     finally:
         errf.close()
-        if bar is not None:
-            bar.close()
     return finish_temp(tmp, out)
 
 
 def export(clip, path: str | os.PathLike, fps: float | None = None, quality: int | str = "high",
-           gif: dict | None = None, progress: Any = None) -> Path:
+           gif: dict | None = None, callback: Callback | None = None) -> Path:
     """Write the clip in the format its suffix names: .mp4/.mov/.mkv, .webm or .gif."""
     suffix = Path(path).suffix.lower()
     if suffix == ".gif":
-        return export_gif(clip, path, progress=progress, **(gif or {}))
-    return export_video(clip, path, fps=fps, quality=quality, progress=progress)
+        return export_gif(clip, path, callback=callback, **(gif or {}))
+    return export_video(clip, path, fps=fps, quality=quality, callback=callback)

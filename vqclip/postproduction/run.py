@@ -16,20 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vqclip.errors import ConfigError, PostError
+from vqclip.errors import PostError
 from vqclip.postproduction.clips import (  # noqa: F401  (re-exported: the per-step Python API)
     add_music, add_overlay, add_text, audio_duration, blend, boomerang, change_speed, concatenate, fade_in,
     fade_out, fit_size, font_path, hold, join, load_image, load_image_sequence, load_render, load_source,
-    load_video, loop, output_size, parse_color, resize, reverse, trim,
-)
-from vqclip.settings.post import (  # noqa: F401
-    BlendSpec, GifSpec, MusicSpec, OutputSpec, OverlaySpec, PostConfig, SceneSpec, TextSpec, load_post_config,
-    post_config_to_dict,
+    load_video, loop, output_size, resize, reverse, trim,
 )
 from vqclip.postproduction.export import export, export_gif, export_video  # noqa: F401
+from vqclip.settings.post import OverlaySpec, PostConfig, SceneSpec, TextSpec, load_post_config
 
 __all__ = [
-    "PostResult", "run_post", "build_piece", "post_cli", "load_post_config",
+    "PostResult", "run_post", "render_track", "FROM_RENDER", "build_piece", "load_post_config",
     "load_source", "load_render", "load_image_sequence", "load_video", "load_image",
     "trim", "change_speed", "loop", "boomerang", "reverse", "hold",
     "fade_in", "fade_out", "join", "concatenate",
@@ -67,6 +64,44 @@ def _output_paths(cfg: PostConfig) -> list[Path]:
     return [main, *extra]
 
 
+FROM_RENDER = "from_render"  # `music: from_render`: the song a scene's render pulsed to (animation.*.beats)
+
+
+def render_track(folder: str | os.PathLike) -> tuple[Path, float] | None:
+    """The song a render folder's motion follows, from its settings.yaml: (path, seconds at frame 0), or None."""
+    import yaml
+
+    settings = Path(folder) / "settings.yaml"
+    if not settings.is_file():
+        return None
+    try:
+        data = yaml.safe_load(settings.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError, OSError):
+        return None
+    animation = data.get("animation") if isinstance(data, dict) else None
+    for value in (animation or {}).values() if isinstance(animation, dict) else ():
+        if isinstance(value, dict) and isinstance(value.get("beats"), str):
+            start = value.get("start", 0.0)
+            return Path(value["beats"]), float(start) if isinstance(start, (int, float)) else 0.0
+    return None
+
+
+def _music(cfg: PostConfig) -> tuple[Path, float] | None:
+    """The music file and its start (s): as given, or, for `from_render`, the track of the first scene rendered to beats."""
+    m = cfg.music
+    if m is None:
+        return None
+    if m.path != FROM_RENDER:
+        return Path(_resolve(cfg.base_dir, m.path)), m.start
+    for s in cfg.scenes:
+        track = render_track(_resolve(cfg.base_dir, s.source))
+        if track is not None:
+            # The render's frame 0 shows the song at its beats `start`: keep them in sync unless told otherwise.
+            return track[0], m.start or track[1]
+    raise PostError("music.path: from_render needs a scene that is a render folder whose settings.yaml has a beat "
+                    "schedule (animation.zoom: {beats: song.wav, ...}); none of the scenes has one, give the file instead")
+
+
 def _check_inputs(cfg: PostConfig) -> None:
     """Every input exists and no output would overwrite one; before any work is done."""
     inputs: list[tuple[str, str]] = []
@@ -82,10 +117,10 @@ def _check_inputs(cfg: PostConfig) -> None:
         if not any(ch in src for ch in "*?[") and not Path(p).exists():
             raise PostError(f"{setting}: {p!r} does not exist (give a render folder, image folder/glob, video or image)")
         resolved.append(Path(p).resolve() if not any(ch in src for ch in "*?[") else Path(p).parent.resolve())
-    if cfg.music is not None:
-        p = Path(_resolve(cfg.base_dir, cfg.music.path))
-        audio_duration(p, "music.path")
-        resolved.append(p.resolve())
+    music = _music(cfg)
+    if music is not None:
+        audio_duration(music[0], "music.path")
+        resolved.append(music[0].resolve())
     for where, texts in [("titles", cfg.titles)] + [(f"scenes[{i}].titles", s.titles) for i, s in enumerate(cfg.scenes)]:
         for j, t in enumerate(texts):
             font_path(t.font if t.font in ("sans", "sans-bold") else _resolve(cfg.base_dir, t.font),
@@ -184,15 +219,15 @@ def build_piece(cfg: PostConfig):
     if cfg.fade_out:
         piece = fade_out(piece, cfg.fade_out, cfg.fade_color, setting="fade_out")
     # 4. Music last, so it is cut or looped to the final length.
-    m = cfg.music
-    if m is not None:
-        piece = add_music(piece, _resolve(cfg.base_dir, m.path), volume=m.volume, fade_in=m.fade_in,
-                          fade_out=m.fade_out, start=m.start, loop=m.loop, mix=m.mix, setting="music")
+    m, music = cfg.music, _music(cfg)
+    if music is not None:
+        piece = add_music(piece, str(music[0]), volume=m.volume, fade_in=m.fade_in,
+                          fade_out=m.fade_out, start=music[1], loop=m.loop, mix=m.mix, setting="music")
     return piece.with_fps(fps)
 
 
-def run_post(config: Any, overrides=(), progress: Any = None, out: str | os.PathLike | None = None) -> PostResult:
-    """Run a post job from a PostConfig, a dict, or a YAML path; write the output(s) and probe them."""
+def run_post(config: Any, overrides=(), callback: Any = None, out: str | os.PathLike | None = None) -> PostResult:
+    """Run a post job from a PostConfig, a dict, or a YAML path; write the output(s) (export events to `callback`) and probe them."""
     from dataclasses import asdict
 
     from vqclip.video import probe
@@ -211,25 +246,9 @@ def run_post(config: Any, overrides=(), progress: Any = None, out: str | os.Path
     written = []
     try:
         for p in paths:
-            written.append(export(piece, p, fps=piece.fps, quality=cfg.output.quality, gif=gif, progress=progress))
+            written.append(export(piece, p, fps=piece.fps, quality=cfg.output.quality, gif=gif, callback=callback))
     finally:
         piece.close()
     info = probe(written[0])
     return PostResult(path=written[0], extra=written[1:], info=info, duration=float(piece.duration),
                       size=tuple(piece.size), fps=float(piece.fps))
-
-
-def post_cli(path: str | os.PathLike, out: str | os.PathLike | None = None, overrides=()) -> int:
-    """`vqclip post POST.yaml [-o OUT] [--set key=value]`: run the job with a progress bar; 0 on success."""
-    try:
-        result = run_post(path, overrides=list(overrides or []), progress="bar", out=out)
-    except ConfigError as exc:
-        # The CLI prints any VqclipError as one line; keep ConfigError's message but say it is a post setting.
-        raise (exc if str(exc).startswith("post") else ConfigError(f"post: {exc}")) from None
-    i = result.info
-    audio = f", audio {i.audio_codec}" if i.has_audio else ", no audio"
-    print(f"wrote {result.path} ({i.codec} {i.pix_fmt} {i.width}x{i.height} {i.fps:g} fps, "
-          f"{i.n_frames} frames, {i.video_duration or 0:.2f} s{audio})")
-    for p in result.extra:
-        print(f"wrote {p}")
-    return 0

@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable, Iterable
 
-__all__ = ["CheckResult", "run_checks", "format_report", "run_doctor", "REQUIRED_PACKAGES", "EXTRA_HOSTS"]
+__all__ = ["CheckResult", "check_models", "run_checks", "format_report", "run_doctor", "REQUIRED_PACKAGES", "EXTRA_HOSTS"]
 
 PASS, WARN, FAIL, SKIP = "PASS", "WARN", "FAIL", "SKIP"
 
@@ -43,6 +43,8 @@ REQUIRED_PACKAGES: dict[str, tuple[str, str | None]] = {
     "omegaconf": ("omegaconf", "2.3"),
     "numexpr": ("numexpr", "2.8"),
     "tqdm": ("tqdm", "4.60"),
+    "filelock": ("filelock", "3.12"),
+    "safetensors": ("safetensors", "0.4"),
     "numpy": ("numpy", None),
     "pillow": ("PIL", None),
 }
@@ -180,11 +182,8 @@ def check_ffmpeg() -> CheckResult:
 
 
 def _cache_dir() -> Path:
-    try:
-        from vqclip.models.registry import default_cache_dir
-    except ImportError:  # the contract, in case the registry module is not importable
-        env = os.environ.get("VQCLIP_CACHE", "").strip()
-        return Path(env or "~/.cache/vqclip").expanduser()
+    from vqclip.models.registry import default_cache_dir
+
     return default_cache_dir()
 
 
@@ -218,17 +217,28 @@ def check_toy_pack() -> CheckResult:
     return CheckResult("toy model pack", PASS, f"{len(names)} files, {size / 1e6:.1f} MB ({folder})")
 
 
+def check_models(cache_dir: str | os.PathLike | None = None) -> CheckResult:
+    """The cache state of every registry model, the same `model_status` that `vqclip models list` and the resolver use."""
+    from vqclip.models.registry import all_models, model_status, user_registry_file
+
+    try:
+        states = {f"{info.kind}:{info.name}": model_status(info, cache_dir) for info in all_models()}
+    except Exception as exc:  # a broken user models.yaml surfaces here as a row, not a crash
+        return CheckResult("models", FAIL, f"{type(exc).__name__}: {exc}", f"fix or remove {user_registry_file()}")
+    ready = sorted(k for k, s in states.items() if s in ("yes", "local", "packaged"))
+    bad = sorted(k for k, s in states.items() if s in ("invalid", "missing"))
+    detail = f"{len(ready)}/{len(states)} ready ({', '.join(ready) or 'none'})"
+    if bad:
+        return CheckResult("models", WARN, detail + f"; failing their check: {', '.join(bad)}",
+                           "delete those files and run `vqclip models download NAME` again (see `vqclip models list`)")
+    return CheckResult("models", PASS, detail)
+
+
 def model_hosts() -> list[str]:
     """The distinct hosts (as https://host/) of every registry mirror plus the CLIP weight hosts."""
-    urls: list[str] = []
-    try:
-        from vqclip.models.registry import get_model_info, list_models
+    from vqclip.models.registry import all_models
 
-        for name in list_models():
-            for remote in get_model_info(name).files:
-                urls.extend(remote.urls)
-    except Exception:  # the registry is optional here: the doctor still checks the CLIP hosts
-        pass
+    urls: list[str] = [url for info in all_models() for remote in info.files for url in remote.urls]
     urls.extend(EXTRA_HOSTS)
     hosts: dict[str, None] = {}
     for url in urls:
@@ -294,7 +304,7 @@ def check_toy_render(seconds_budget: float = 60.0) -> CheckResult:
         "models.vqgan=toy", "models.clip=[{spec: toy, weight: 1.0}]", "models.download=false",
         "size.width=64", "size.height=64", "animation.frames=2",
         "generation.seed=0", "generation.iterations_first_frame=6", "generation.iterations_per_frame=3",
-        "generation.cutn=8", "output.images_interval=0",
+        "generation.cutouts.cutn=8", "output.images_interval=0",
     ]
     start = time.time()
     try:
@@ -322,7 +332,7 @@ def check_toy_render(seconds_budget: float = 60.0) -> CheckResult:
 def run_checks(skip_render: bool = False, hosts: Iterable[str] | None = None,
                probe: Callable[[str, float], str | None] | None = None) -> list[CheckResult]:
     """Every check, in table order."""
-    results = [check_python(), *check_packages(), check_torch(), check_gpu(), check_ffmpeg(), check_cache_dir(), check_toy_pack()]
+    results = [check_python(), *check_packages(), check_torch(), check_gpu(), check_ffmpeg(), check_cache_dir(), check_toy_pack(), check_models()]
     results.append(check_hosts(hosts, probe=probe))
     results.append(CheckResult("toy render", SKIP, "skipped (--no-render)") if skip_render else check_toy_render())
     return results

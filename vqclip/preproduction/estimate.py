@@ -21,7 +21,6 @@ cuBLAS/cuDNN workspaces. ``tests/test_estimate.py`` checks the traced bytes agai
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -240,33 +239,22 @@ def _meta_vqgan(spec: str | dict):
 
 
 def _meta_clip(spec: str | dict) -> _Perceptor:
-    """A CLIP architecture by open_clip name, 'toy', or local config, on meta."""
-    import open_clip
+    """A CLIP architecture exactly as load_perceptor builds it (QuickGELU where the weights need it), on meta."""
+    from open_clip import get_model_preprocess_cfg
 
-    def from_config(cfg: dict, label: str) -> _Perceptor:
-        cls = open_clip.CustomTextCLIP if cfg.get("custom_text") else open_clip.CLIP
-        kwargs = {k: v for k, v in cfg.items() if k in ("embed_dim", "vision_cfg", "text_cfg", "quick_gelu")}
-        with torch.device("meta"), _quiet():
-            model = cls(**kwargs)
-        size = cfg["vision_cfg"].get("image_size", 224)
-        return _Perceptor(label, model.requires_grad_(False), int(size[0] if isinstance(size, (list, tuple)) else size))
+    from vqclip.models.clip import build_architecture
 
     if isinstance(spec, dict):
-        if "config" in spec:
-            return from_config(json.loads(Path(str(spec["config"])).expanduser().read_text(encoding="utf-8")), Path(str(spec["config"])).stem)
-        spec = str(spec["name"])
-    if spec == "toy":
-        from vqclip.models.registry import packaged_dir
-
-        path = packaged_dir() / "toy_clip.json"
-        if not path.is_file():
-            raise ConfigError(f"models.clip: 'toy' ships its config in {str(path)!r}, which is missing; reinstall vqclip")
-        return from_config(json.loads(path.read_text(encoding="utf-8")), "toy")
-    arch = spec.split("/", 1)[0]
-    cfg = open_clip.get_model_config(arch)
-    if cfg is None:
-        raise ConfigError(f"models.clip: {spec!r} is not an open_clip architecture; allowed: 'ARCH/PRETRAINED' such as 'ViT-B-32/openai', 'toy', or local files")
-    return from_config(cfg, spec)
+        label = str(spec.get("name") or Path(str(spec.get("config", "local"))).stem)
+    else:
+        label = spec
+    try:
+        with _quiet():
+            model = build_architecture(spec)
+    except ConfigError as exc:  # the resolver's one line, under the setting's name
+        raise ConfigError(f"models.clip: {str(exc).removeprefix('CLIP ')}") from None
+    size = get_model_preprocess_cfg(model).get("size", 224)
+    return _Perceptor(label, model.requires_grad_(False), int(size[0] if isinstance(size, (list, tuple)) else size))
 
 
 def _param_storages(*modules) -> tuple[set[int], int]:
@@ -421,12 +409,18 @@ def estimate_config(cfg, precision: str | None = None) -> StepEstimate:
 
 
 def _estimator_for(cfg) -> tuple[Estimator, int]:
+    """The estimator of the configured engine: its generator (vqgan decoder or none) and its objective's batch."""
+    from vqclip.production.engines import get_engine
+
     g = cfg.generation
+    if get_engine(g.engine).family != "optimized":
+        raise ConfigError(f"generation.engine: {g.engine!r} has no memory estimate yet; estimates cover vqgan and pixels")
     specs = [p.spec for p in cfg.models.clip]
-    if g.engine == "pixels":
-        o = g.options
-        return Estimator(None, specs, ["perspective"], views_only=o.perceptor_mode == "alternate"), int(o.views)
-    return Estimator(cfg.models.vqgan, specs, g.augmentations), g.cutn
+    model = cfg.models.vqgan if g.engine == "vqgan" else None  # the pixel generator has no decoder
+    o = g.objective_options
+    if g.objective == "views":
+        return Estimator(model, specs, ["perspective"], views_only=o.perceptor_mode == "alternate"), int(o.count)
+    return Estimator(model, specs, o.augmentations), o.cutn
 
 
 # ----------------------------------------------------------------------------------------------

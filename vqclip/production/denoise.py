@@ -103,23 +103,11 @@ class Denoiser:
 
 
 def _load_named_generator(name: str, device, cache_dir, download: bool) -> nn.Module:
-    """Resolve a registry name (kind ``denoiser``) to its cached file, downloading when allowed, and load it."""
+    """Resolve a registry name (kind ``denoiser``) to its verified cached file, downloading when allowed, and load it."""
     from vqclip.models.cyclegan import load_generator
+    from vqclip.models.registry import resolve_model
 
-    try:
-        from vqclip.models import registry
-        from vqclip.models.download import is_cached
-    except ImportError as exc:  # pragma: no cover - the registry ships with the model layer
-        raise ModelError(f"denoise: no model registry to resolve {name!r}") from exc
-    info = registry.get_model_info(name)
-    if info.kind != "denoiser":
-        raise ModelError(f"{name!r} is a {info.kind}, not a denoiser; allowed: {', '.join(registry.list_models('denoiser'))}")
-    path = registry.model_dir(info, cache_dir) / info.files[0].filename
-    if not is_cached(path, info.files[0]):
-        if not download:
-            raise ModelError(f"{name!r} is not downloaded; run `vqclip models download {name}` or put the file at {path}")
-        (path,) = registry.download_model(info, cache_dir=cache_dir, progress=True)
-    return load_generator(path, device=device)
+    return load_generator(resolve_model(name, "denoiser", cache_dir=cache_dir, download=download).path, device=device)
 
 
 def make_denoiser(

@@ -7,18 +7,14 @@ unknown key gets a did-you-mean. Paths in the file are relative to the file's fo
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 import os
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from vqclip.settings.render import parse_override_value
 from vqclip.errors import ConfigError
+from vqclip.settings.loader import apply_override, build, read_yaml
 
 __all__ = [
     "TextSpec", "OverlaySpec", "BlendSpec", "SceneSpec", "MusicSpec", "GifSpec", "OutputSpec", "PostConfig",
@@ -173,82 +169,9 @@ _LIST_ITEMS = {
 _SHORTHAND = {SceneSpec: "source", OverlaySpec: "source", BlendSpec: "source", MusicSpec: "path", TextSpec: "text"}
 
 
-def _type_name(tp: Any) -> str:
-    return {float: "a number", int: "a whole number", str: "text", bool: "true or false", list: "a list"}.get(
-        tp, getattr(tp, "__name__", str(tp))
-    )
-
-
-def _convert(value: Any, tp: Any, where: str, owner: type | None = None, name: str = "") -> Any:
-    """Check and convert one YAML value to the annotated type; ConfigError naming `where` if it does not fit."""
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
-            if type(None) in typing.get_args(tp):
-                return None
-            raise ConfigError(f"{where}: a value is required here")
-        errors = []
-        # Try list before str so that [x, y] is not taken for text, and str before numbers for quality.
-        for arg in args:
-            try:
-                return _convert(value, arg, where, owner, name)
-            except ConfigError as exc:
-                errors.append(exc)
-        allowed = " or ".join(_type_name(a) for a in args)
-        raise ConfigError(f"{where}: {value!r} is not allowed; expected {allowed}")
-    if value is None:
-        raise ConfigError(f"{where}: a value is required here (expected {_type_name(tp)})")
-    if dataclasses.is_dataclass(tp):
-        if isinstance(value, str) and tp in _SHORTHAND:
-            value = {_SHORTHAND[tp]: value}
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping of settings, got {value!r}")
-        return _build(tp, value, where)
-    if tp is list:
-        item_tp = _LIST_ITEMS.get((owner, name), Any)
-        if not isinstance(value, (list, tuple)):
-            if item_tp in _SHORTHAND or item_tp is str:  # one item given without a list
-                value = [value]
-            else:
-                raise ConfigError(f"{where}: {value!r} is not allowed; expected a list")
-        if item_tp is Any:
-            return list(value)
-        return [_convert(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: {value!r} is not allowed; use true or false")
-    if tp is int:
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
-            raise ConfigError(f"{where}: {value!r} is not allowed; expected a whole number")
-        return int(value)
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(f"{where}: {value!r} is not allowed; expected a number")
-        return float(value)
-    if tp is str:
-        if isinstance(value, (bool, list, dict)):
-            raise ConfigError(f"{where}: {value!r} is not allowed; expected text")
-        return str(value)
-    return value
-
-
 def _build(cls: type, data: dict, where: str) -> Any:
-    """A dataclass from a mapping: unknown keys rejected with a did-you-mean, each value converted."""
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if not f.metadata.get("internal")]
-    kwargs = {}
-    for key, value in data.items():
-        key_s = str(key)
-        if key_s not in names:
-            close = difflib.get_close_matches(key_s, names, n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            path = f"{where}.{key_s}" if where else key_s
-            raise ConfigError(f"{path}: unknown setting{hint} (allowed: {', '.join(names)})")
-        sub = f"{where}.{key_s}" if where else key_s
-        kwargs[key_s] = _convert(value, hints[key_s], sub, cls, key_s)
-    return cls(**kwargs)
+    """A post dataclass from a mapping, through the one typed loader with the post schema's shorthands."""
+    return build(cls, data, where, shorthand=_SHORTHAND, list_items=_LIST_ITEMS)
 
 
 # ------------------------------------------------------------------------------------ validation
@@ -435,52 +358,20 @@ def validate(cfg: PostConfig) -> PostConfig:
 # ------------------------------------------------------------------------------------ loading
 
 
+#: a bare string entry stands for this field in an override path (`scenes.0.speed=2` on `scenes: [forest/]`).
+_OVERRIDE_SHORTHAND = {"scenes": "source", "overlays": "source", "blend": "source", "titles": "text", "music": "path"}
+
+
 def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
-    """Set `key.sub=value` overrides (YAML values; list items by index: `scenes.0.speed=0.5`) on a dict."""
+    """Set ``key.sub=value`` overrides (YAML values; list items by index: ``scenes.0.speed=0.5``) on a dict."""
     for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r}: use key.sub=value, e.g. music.volume=0.5")
-        key, _, raw = item.partition("=")
-        parts = [p for p in key.strip().split(".") if p]
-        if parts and parts[0] == "post":  # `--set post.x=1` works on a render preset too
-            parts = parts[1:]
-        if not parts:
-            raise ConfigError(f"override {item!r}: the key is empty")
-        node: Any = data
-        field_of = {"scenes": "source", "overlays": "source", "blend": "source", "titles": "text", "music": "path"}
-        for depth, part in enumerate(parts[:-1]):
-            where = ".".join(parts[: depth + 1])
-            if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise ConfigError(f"override {item!r}: {where} needs an index 0..{len(node) - 1}")
-                parent_key, idx = parts[depth - 1] if depth else "", int(part)
-                if isinstance(node[idx], str) and parent_key in field_of:  # expand a shorthand entry
-                    node[idx] = {field_of[parent_key]: node[idx]}
-                node = node[idx]
-            else:
-                nxt = node.get(part)
-                if nxt is None:
-                    nxt = node[part] = {}
-                elif isinstance(nxt, str) and part in field_of:
-                    nxt = node[part] = {field_of[part]: nxt}
-                node = nxt
-            if not isinstance(node, (dict, list)):
-                raise ConfigError(f"override {item!r}: {where} is a single value, not a group of settings")
-        last = parts[-1]
-        if isinstance(node, list):
-            if not last.isdigit() or int(last) >= len(node):
-                raise ConfigError(f"override {item!r}: index must be 0..{len(node) - 1}")
-            node[int(last)] = parse_override_value(raw)
-        else:
-            node[last] = parse_override_value(raw)
+        apply_override(data, item, shorthand=_OVERRIDE_SHORTHAND, strip_prefix="post")  # `--set post.x=1` on a render preset
     return data
 
 
 def load_post_config(source: str | os.PathLike | dict | PostConfig, overrides=(), base_dir=None) -> PostConfig:
     """A validated PostConfig from a post YAML path, a render preset with a `post:` section, or a dict."""
     import copy
-
-    import yaml
 
     if isinstance(source, PostConfig):
         data = post_config_to_dict(source)
@@ -492,10 +383,7 @@ def load_post_config(source: str | os.PathLike | dict | PostConfig, overrides=()
         path = Path(source)
         if not path.is_file():
             raise ConfigError(f"post file: {str(path)!r} does not exist (give a post YAML or a render preset)")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"post file: {str(path)!r} is not valid YAML: {exc}") from None
+        data = read_yaml(path, f"post file {str(path)!r}") or {}
         base = base_dir or str(path.parent)
         if isinstance(data, dict) and "post" in data:
             # A render preset (or a render's settings.yaml): its post: section; scenes default to

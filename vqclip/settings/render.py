@@ -23,11 +23,13 @@ from typing import Any
 import yaml
 
 from vqclip.errors import ConfigError
+from vqclip.settings.loader import apply_override as _apply
+from vqclip.settings.loader import build, did_you_mean, parse_override_value, read_yaml
 
 __all__ = [
     "RenderConfig", "PromptsConfig", "SceneConfig", "SizeConfig", "ModelsConfig", "PerceptorConfig",
     "GenerationConfig", "AnimationConfig", "OutputConfig", "load_config", "config_to_dict", "config_hash",
-    "apply_override", "parse_override_value", "read_preset", "frame_settings", "settings_diff", "ignored_settings", "list_presets", "format_preset_table", "OPTIMIZERS", "PRECISIONS", "BORDER_MODES",
+    "apply_override", "parse_override_value", "read_preset", "frame_settings", "settings_diff", "MOVED_KEYS", "unread_keys", "read_keys", "list_presets", "format_preset_table", "OPTIMIZERS", "PRECISIONS", "BORDER_MODES",
 ]
 
 #: optimizer names accepted in ``generation.optimizer`` -> the torch.optim class they build.
@@ -83,8 +85,10 @@ class PerceptorConfig:
 class ModelsConfig:
     """Which models to use and where they live."""
 
-    vqgan: str | dict = "imagenet_f16_16384"  # the paper's `model`: a registry name or {config: x.yaml, checkpoint: x.ckpt}
-    clip: list[PerceptorConfig] = field(default_factory=lambda: [PerceptorConfig()])  # one or more perceptors, losses summed by weight
+    vqgan: str | dict = "imagenet_f16_16384"  # the paper's `model`: a registry name or {config: x.yaml, checkpoint: x.ckpt}; read by the vqgan generator
+    clip: list[PerceptorConfig] = field(default_factory=lambda: [PerceptorConfig()])  # one or more perceptors, losses summed by weight (optimized engines)
+    diffusion: str | dict | None = None  # sampled engines: a registry name or {path: local diffusers folder}
+    motion_adapter: str | dict | None = None  # animatediff: a registry name or {path: ...}
     cache_dir: str | None = None  # where downloaded models live; None = $VQCLIP_CACHE or ~/.cache/vqclip
     download: bool = True  # fetch a missing registry checkpoint; false = local files only
 
@@ -93,26 +97,30 @@ class ModelsConfig:
 class GenerationConfig:
     """How each frame is optimized."""
 
-    engine: str = "vqgan"  # what is optimized: vqgan (a VQGAN latent); its options sit under generation.<engine>
+    engine: str = "vqgan"  # vqgan (a VQGAN latent) | pixels (RGB pixels, paper 000) | a registered sampled engine
     seed: int = -1  # -1 draws a random seed, recorded in settings.yaml so the render can be repeated
-    iterations_first_frame: int = 200  # the first frame starts from noise, so it needs the most steps
-    iterations_per_frame: int = 30  # later frames start from the warped previous frame: a few steps suffice
     max_iterations: int = -1  # a cap on steps over the whole render; -1 = no cap (until the frames are done or you stop it)
-    optimizer: str = "adam"  # one of OPTIMIZERS: adam, adamw, adamax, nadam, radam, sgd, rmsprop, adagrad
-    lr: float = 0.1  # step size; 0.1 is the VQGAN-CLIP notebooks' value for f16 models (0.15 suits gumbel)
-    reset_optimizer: bool = True  # a fresh optimizer each frame: the warped frame is a new problem
-    cutn: int = 32  # random crops of the frame per step, all through CLIP in one batch
-    cut_pow: float = 1.0  # crop size distribution: >1 favours small crops (detail), <1 large ones (composition)
-    augmentations: list[str] = field(default_factory=lambda: ["affine", "perspective", "jitter", "erasing"])  # see vqclip.production.cutouts.AUGMENTATIONS
-    stability_weight: float = 0.0  # L1 pull toward the warped previous frame (paper 000 eq. 2); 0 = off
     precision: str = "auto"  # auto (bf16 or fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
     device: str = "auto"  # auto (cuda if present) | cpu | cuda | cuda:N
-    engine_options: dict[str, Any] = field(default_factory=dict)  # engine name -> its Options; written as generation.<name>
+    # Optimized engines only; null = the generator's default, resolved at load (Generator.defaults):
+    iterations_first_frame: int | None = None  # the first frame starts from noise: vqgan 200, pixels 100
+    iterations_per_frame: int | None = None  # later frames start from the previous one: vqgan 30, pixels 25 (10 fast)
+    lr: float | None = None  # step size: vqgan 0.1 (0.15 suits gumbel), pixels 0.1 (0.17 fast)
+    optimizer: str = "adam"  # one of OPTIMIZERS: adam, adamw, adamax, nadam, radam, sgd, rmsprop, adagrad
+    reset_optimizer: bool = True  # a fresh optimizer each frame: the warped frame is a new problem
+    stability_weight: float | None = None  # L1 pull toward the warped previous frame (paper 000 eq. 2): vqgan 0, pixels 4 - 4*tau
+    objective: str | None = None  # cutouts | views; null = the generator's own (vqgan -> cutouts, pixels -> views)
+    sections: dict[str, Any] = field(default_factory=dict)  # generation.<name> -> its Options, for every engine and objective
 
     @property
     def options(self) -> Any:
         """The selected engine's options dataclass."""
-        return self.engine_options[self.engine]
+        return self.sections[self.engine]
+
+    @property
+    def objective_options(self) -> Any:
+        """The selected objective's options dataclass (optimized engines)."""
+        return self.sections[self.objective]
 
 
 @dataclass
@@ -156,11 +164,6 @@ class RenderConfig:
 # Small validators: each names the key, the value and what is allowed
 
 
-def _did_you_mean(word: str, choices) -> str:
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
 def _int(key: str, v: Any, lo: int | None = None, hi: int | None = None, also: tuple = ()) -> int:
     if v in also and not isinstance(v, bool):
         return int(v)
@@ -195,7 +198,7 @@ def _bool(key: str, v: Any) -> bool:
 def _choice(key: str, v: Any, choices) -> str:
     if not isinstance(v, str) or v.lower() not in choices:
         raise ConfigError(
-            f"{key}: {v!r} is not allowed; use one of {', '.join(choices)}{_did_you_mean(str(v).lower(), choices)}"
+            f"{key}: {v!r} is not allowed; use one of {', '.join(choices)}{did_you_mean(str(v).lower(), choices)}"
         )
     return v.lower()
 
@@ -219,7 +222,7 @@ def _mapping(key: str, v: Any) -> dict:
 
 
 def _fields(cls) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls) if f.name != "engine_options"]
+    return [f.name for f in dataclasses.fields(cls) if f.name != "sections"]
 
 
 def _known_paths() -> list[str]:
@@ -243,7 +246,7 @@ def _check_keys(key: str, data: dict, allowed: list[str]) -> None:
             others = [p for p in _known_paths() if p.rsplit(".", 1)[-1] == k]
             suggestion = others[0] if others else None
         hint = f"; did you mean {suggestion!r}?" if suggestion else ""
-        raise ConfigError(f"{where}: unknown key{hint} (allowed here: {', '.join(allowed)})")
+        raise ConfigError(f"{where}: unknown setting{hint} (allowed here: {', '.join(allowed)})")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -314,7 +317,7 @@ def _build_models(d: dict) -> ModelsConfig:
         c.vqgan = v.strip()
         names = _registry_names()
         if names is not None and c.vqgan not in names:
-            raise ConfigError(f"models.vqgan: {c.vqgan!r} is not a known model; use one of {', '.join(names)}{_did_you_mean(c.vqgan, names)} or {{config, checkpoint}} files")
+            raise ConfigError(f"models.vqgan: {c.vqgan!r} is not a known model; use one of {', '.join(names)}{did_you_mean(c.vqgan, names)} or {{config, checkpoint}} files")
     else:
         raise ConfigError(f"models.vqgan: {v!r} is not allowed; use a registry name (see `vqclip models`) or {{config, checkpoint}}")
     clip = d.get("clip", None)
@@ -333,6 +336,19 @@ def _build_models(d: dict) -> ModelsConfig:
             else:
                 spec, weight = _perceptor_spec(key, item), 1.0
             c.clip.append(PerceptorConfig(spec, weight))
+    for name in ("diffusion", "motion_adapter"):
+        v = d.get(name)
+        if v is None:
+            continue
+        if isinstance(v, dict):
+            _check_keys(f"models.{name}", v, ["path"])
+            if not Path(str(v.get("path"))).expanduser().is_dir():
+                raise ConfigError(f"models.{name}.path: {v.get('path')!r} is not a folder; a local model is {{path: a diffusers folder}}")
+            setattr(c, name, {"path": str(v["path"])})
+        elif isinstance(v, str) and v.strip():
+            setattr(c, name, v.strip())
+        else:
+            raise ConfigError(f"models.{name}: {v!r} is not allowed; use a registry name (see `vqclip models`), {{path: folder}} or null")
     if d.get("cache_dir") is not None:
         c.cache_dir = str(_text("models.cache_dir", d["cache_dir"], allow_list=False))
     c.download = _bool("models.download", d.get("download", c.download))
@@ -351,62 +367,77 @@ def _registry_names() -> list[str] | None:
     return names
 
 
-def _build_generation(d: dict) -> GenerationConfig:
-    from vqclip.production.cutouts import AUGMENTATIONS
+#: keys of the old flat layout -> where they live now; giving one is a one-line "moved to" ConfigError.
+MOVED_KEYS = {
+    "generation.cutn": "generation.cutouts.cutn",
+    "generation.cut_pow": "generation.cutouts.cut_pow",
+    "generation.augmentations": "generation.cutouts.augmentations",
+    "generation.pixels.views": "generation.views.count",
+    "generation.pixels.crop_scale": "generation.views.crop_scale",
+    "generation.pixels.distortion": "generation.views.distortion",
+    "generation.pixels.perceptor_mode": "generation.views.perceptor_mode",
+    "generation.pixels.negative_prompts": "generation.views.negative_prompts",
+    "generation.pixels.first_steps": "generation.iterations_first_frame",
+    "generation.pixels.steps": "generation.iterations_per_frame",
+    "generation.pixels.lr": "generation.lr",
+    "generation.pixels.stability_weight": "generation.stability_weight",
+}
+
+#: generation.* keys only optimized engines read (a sampled engine given one is a ConfigError).
+OPTIMIZED_KEYS = ("iterations_first_frame", "iterations_per_frame", "lr", "optimizer", "reset_optimizer", "stability_weight", "objective")
+
+
+def _check_moved(data: dict) -> None:
+    for old, new in MOVED_KEYS.items():
+        if _lookup(data, old) is not None:
+            raise ConfigError(f"{old}: moved to {new}; write {new}: {_lookup(data, old)!r}")
+
+
+def _sections() -> dict[str, Any]:
+    """Every settings section under generation.<name>: engines (generators, sampled) and objectives -> their class."""
     from vqclip.production.engines import engine_names, get_engine
+    from vqclip.production.objectives import OBJECTIVES, get_objective
+
+    return {**{n: get_engine(n) for n in engine_names()}, **{n: get_objective(n) for n in OBJECTIVES}}
+
+
+def _build_generation(d: dict) -> GenerationConfig:
+    from vqclip.production.engines import engine_names, get_engine
+    from vqclip.production.objectives import OBJECTIVES
 
     d = _mapping("generation", d)
-    _check_keys("generation", d, _fields(GenerationConfig) + engine_names())
+    parts = _sections()
+    _check_keys("generation", d, _fields(GenerationConfig) + list(parts))
     c = GenerationConfig()
     c.engine = _choice("generation.engine", d.get("engine", c.engine), engine_names())
     c.seed = _int("generation.seed", d.get("seed", c.seed), 0, 2**32 - 1, also=(-1,))
-    c.iterations_first_frame = _int("generation.iterations_first_frame", d.get("iterations_first_frame", c.iterations_first_frame), 1)
-    c.iterations_per_frame = _int("generation.iterations_per_frame", d.get("iterations_per_frame", c.iterations_per_frame), 1)
     c.max_iterations = _int("generation.max_iterations", d.get("max_iterations", c.max_iterations), 1, also=(-1,))
-    c.optimizer = _choice("generation.optimizer", d.get("optimizer", c.optimizer), list(OPTIMIZERS))
-    c.lr = _num("generation.lr", d.get("lr", c.lr), 0.0, 100.0, lo_open=True)
-    c.reset_optimizer = _bool("generation.reset_optimizer", d.get("reset_optimizer", c.reset_optimizer))
-    c.cutn = _int("generation.cutn", d.get("cutn", c.cutn), 1, 1024)
-    c.cut_pow = _num("generation.cut_pow", d.get("cut_pow", c.cut_pow), 0.0, 10.0, lo_open=True)
-    augs = d.get("augmentations", c.augmentations)
-    if augs is None or augs == "none":
-        augs = []
-    if isinstance(augs, str):
-        augs = [a.strip() for a in augs.split(",") if a.strip()]
-    if not isinstance(augs, list):
-        raise ConfigError(f"generation.augmentations: {augs!r} is not allowed; use a list of names from {', '.join(AUGMENTATIONS)}")
-    c.augmentations = [_choice(f"generation.augmentations[{i}]", a, list(AUGMENTATIONS)) for i, a in enumerate(augs)]
-    c.stability_weight = _num("generation.stability_weight", d.get("stability_weight", c.stability_weight), 0.0)
     c.precision = _choice("generation.precision", d.get("precision", c.precision), PRECISIONS)
     dev = d.get("device", c.device)
     if not isinstance(dev, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", dev.strip().lower()):
         raise ConfigError(f"generation.device: {dev!r} is not allowed; use auto, cpu, cuda or cuda:N")
     c.device = dev.strip().lower()
-    for name in engine_names():
-        eng = get_engine(name)
+    for name, part in parts.items():
         key = f"generation.{name}"
-        od = _mapping(key, d.get(name))
-        _check_keys(key, od, [f.name for f in dataclasses.fields(eng.Options)])
-        opts = eng.Options()
-        for f in dataclasses.fields(opts):
-            if f.name in od:
-                setattr(opts, f.name, _typed(f"{key}.{f.name}", od[f.name], getattr(opts, f.name)))
-        eng.validate_options(opts, key)
-        c.engine_options[name] = opts
+        opts = build(part.Options, _mapping(key, d.get(name)), key)
+        part.validate_options(opts, key)
+        c.sections[name] = opts
+    engine = get_engine(c.engine)
+    if engine.family != "optimized":
+        return c  # the optimized-only keys stay null (giving one is caught by _check_owned)
+    defaults = engine.defaults(c.options)
+    c.iterations_first_frame = _int("generation.iterations_first_frame", _or(d.get("iterations_first_frame"), defaults["iterations_first_frame"]), 1)
+    c.iterations_per_frame = _int("generation.iterations_per_frame", _or(d.get("iterations_per_frame"), defaults["iterations_per_frame"]), 1)
+    c.lr = _num("generation.lr", _or(d.get("lr"), defaults["lr"]), 0.0, 100.0, lo_open=True)
+    c.stability_weight = _num("generation.stability_weight", _or(d.get("stability_weight"), defaults["stability_weight"]), 0.0)
+    c.optimizer = _choice("generation.optimizer", d.get("optimizer", c.optimizer), list(OPTIMIZERS))
+    c.reset_optimizer = _bool("generation.reset_optimizer", d.get("reset_optimizer", c.reset_optimizer))
+    c.objective = _choice("generation.objective", _or(d.get("objective"), engine.default_objective), list(OBJECTIVES))
     return c
 
 
-def _typed(key: str, v: Any, default: Any) -> Any:
-    """Check an engine option against the type of its default."""
-    if isinstance(default, bool):
-        return _bool(key, v)
-    if isinstance(default, int):
-        return _int(key, v)
-    if isinstance(default, float):
-        return _num(key, v)
-    if isinstance(default, str):
-        return _text(key, v, allow_list=False)
-    return v
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 def _build_animation(d: dict, frames_from_scenes: int | None) -> AnimationConfig:
@@ -457,13 +488,14 @@ def config_from_dict(data: dict) -> RenderConfig:
 
     data = _mapping("preset", data)
     _check_keys("", data, _fields(RenderConfig))
+    _check_moved(data)
     cfg = RenderConfig()
     cfg.description = str(_text("description", data.get("description", ""), allow_list=False))
     cfg.prompts = _build_prompts(data.get("prompts"))
     cfg.size = _build_size(data.get("size"))
     cfg.models = _build_models(data.get("models"))
     cfg.generation = _build_generation(data.get("generation"))
-    _check_ignored(data, cfg.generation.engine)
+    _check_owned(data, cfg.generation)
     # An engine may set scene lengths from its own options (pixels: frames_per_prompt, the paper's 2F/F spans).
     from vqclip.production.engines import get_engine
 
@@ -479,11 +511,57 @@ def config_from_dict(data: dict) -> RenderConfig:
     return cfg
 
 
-def ignored_settings(engine: str) -> dict[str, str]:
-    """``{dotted key: what to set instead}`` for the settings ``engine`` never reads ({} for an unknown engine)."""
+def read_keys(gen: GenerationConfig) -> dict[str, bool]:
+    """``{"models.vqgan": True, "generation.cutouts": False, ...}``: whether the selected engine reads each owned key."""
+    from vqclip.production.engines import get_engine
+
+    engine = get_engine(gen.engine)
+    optimized = engine.family == "optimized"
+    out = {f"models.{m}": m in engine.reads_models for m in ("vqgan", "diffusion", "motion_adapter")}
+    out["models.clip"] = optimized
+    out.update({f"generation.{k}": optimized for k in OPTIMIZED_KEYS})
+    out.update({f"generation.{name}": name in (gen.engine, gen.objective) for name in gen.sections})
+    return out
+
+
+def unread_keys(engine: str, objective: str | None = None) -> set[str]:
+    """The owned keys (``models.vqgan``, ``generation.cutouts`` ...) that ``engine`` with ``objective`` (null: its own) never reads."""
     from vqclip.production.engines import ENGINES, get_engine
 
-    return dict(get_engine(engine).ignored_settings) if isinstance(engine, str) and engine in ENGINES else {}
+    if not isinstance(engine, str) or engine not in ENGINES:
+        return set()
+    cls = get_engine(engine)
+    gen = GenerationConfig(engine=engine, objective=objective or getattr(cls, "default_objective", None),
+                           sections=dict.fromkeys(_sections()))
+    return {k for k, read in read_keys(gen).items() if not read}
+
+
+def _reader(key: str) -> str:
+    """Which engine(s) or objective read ``key``, for the error message."""
+    from vqclip.production.engines import engine_names, get_engine
+
+    name = key.split(".", 1)[1]
+    if key.startswith("generation.") and name in engine_names():
+        return f"generation.engine: {name}"
+    if key.startswith("generation.") and name not in OPTIMIZED_KEYS:
+        return f"the optimized engines with generation.objective: {name}"
+    if key == "models.clip" or key.startswith("generation."):
+        return "the optimized engines (" + ", ".join(n for n in engine_names() if get_engine(n).family == "optimized") + ")"
+    readers = [n for n in engine_names() if name in get_engine(n).reads_models]
+    return "generation.engine: " + " | ".join(readers) if readers else "no registered engine"
+
+
+def _check_owned(data: dict, gen: GenerationConfig) -> None:
+    """ConfigError for a key given explicitly (preset or --set) that the selected engine does not read."""
+    for key, read in read_keys(gen).items():
+        value = _lookup(data, key)
+        if read or value is None or value == {} or value == []:
+            continue  # read, or absent, null or empty: nothing was asked of a non-reader
+        if isinstance(value, dict) and key.startswith("generation."):  # a section: name one of its keys
+            sub = next(iter(value))
+            key, value = f"{key}.{sub}", value[sub]
+        what = f"generation.engine {gen.engine!r}" + (f" with generation.objective {gen.objective!r}" if gen.objective else "")
+        raise ConfigError(f"{key}: {value!r} is set, but {what} does not read it; it is read by {_reader(key.rsplit('.', 1)[0] if key.count('.') > 1 else key)}")
 
 
 def _lookup(data: dict, key: str) -> Any:
@@ -494,18 +572,6 @@ def _lookup(data: dict, key: str) -> Any:
             return None
         node = node[part]
     return node
-
-
-def _check_ignored(data: dict, engine: str) -> None:
-    """ConfigError for a setting given explicitly (preset or --set) that the selected engine never reads."""
-    for key, instead in ignored_settings(engine).items():
-        value = _lookup(data, key)
-        if value is None or value == {}:
-            continue  # absent, null or an empty section: nothing was asked for
-        if key.startswith("generation.") and isinstance(value, dict):  # another engine's section: name one of its keys
-            sub = next(iter(value))
-            key, value = f"{key}.{sub}", value[sub]
-        raise ConfigError(f"{key}: {value!r} is set, but generation.engine {engine!r} does not use it; {instead}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -546,81 +612,22 @@ def format_preset_table() -> str:
 def read_preset(preset: str | Path) -> dict:
     """A preset (a YAML path or a bundled name) as a plain dict, parsed but not yet validated."""
     path = Path(str(preset)).expanduser()
-    if path.is_file():
-        text = path.read_text(encoding="utf-8")
-    else:
+    if not path.is_file():
         names = [n for n, _ in list_presets()]
         if str(preset) not in names:
             if path.suffix in (".yaml", ".yml") or "/" in str(preset):
                 raise ConfigError(f"preset: file {str(preset)!r} does not exist")
             raise ConfigError(
                 f"preset: {str(preset)!r} is neither a file nor a bundled preset; use a YAML path or one of "
-                f"{', '.join(names)}{_did_you_mean(str(preset), names)}"
+                f"{', '.join(names)}{did_you_mean(str(preset), names)}"
             )
-        entry = _presets_dir() / f"{preset}.yaml"
-        text = entry.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"preset {str(preset)!r}: not valid YAML at{where}: {getattr(exc, 'problem', exc)}") from None
-    return _mapping(f"preset {str(preset)!r}", data)
-
-
-def parse_override_value(raw: str) -> Any:
-    """The value of a ``key=value`` override, read as YAML; text that only looks like a mapping stays text."""
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        return raw
-    # "a cat: 2" reads as a YAML mapping; a prompt or a title is what was meant unless a mapping was written.
-    if isinstance(value, dict) and not raw.strip().startswith("{"):
-        return raw
-    return value
+        path = Path(str(_presets_dir() / f"{preset}.yaml"))
+    return _mapping(f"preset {str(preset)!r}", read_yaml(path, f"preset {str(preset)!r}"))
 
 
 def apply_override(data: dict, item: str) -> None:
     """Apply one ``key.sub=value`` override in place; the value is read as YAML (``3`` is a number)."""
-    if not isinstance(item, str) or "=" not in item:
-        raise ConfigError(f"--set {item!r}: not allowed; write KEY=VALUE, e.g. generation.seed=3")
-    key, _, raw = item.partition("=")
-    key = key.strip()
-    if not key or any(not p for p in key.split(".")):
-        raise ConfigError(f"--set {item!r}: {key!r} is not a key; write section.key=value, e.g. generation.seed=3")
-    value = parse_override_value(raw)
-    parts = key.split(".")
-    node: Any = data
-    for i, part in enumerate(parts[:-1]):
-        if isinstance(node, list):
-            node = _list_slot(node, part, ".".join(parts[: i + 1]))
-            continue
-        if node.get(part) is None:
-            if parts[i + 1].isdigit():
-                raise ConfigError(f"--set {item!r}: this preset has no list {'.'.join(parts[: i + 1])} to index; set the whole list, e.g. models.clip='[{{spec: toy, weight: 1}}]'")
-            node[part] = {}
-        elif not isinstance(node[part], (dict, list)):
-            raise ConfigError(f"--set {item!r}: {'.'.join(parts[: i + 1])} is a value, not a section")
-        node = node[part]
-    last = parts[-1]
-    if isinstance(node, list):
-        idx = _list_index(node, last, key)
-        node[idx] = value
-    else:
-        node[last] = value
-
-
-def _list_index(node: list, part: str, key: str) -> int:
-    if not part.isdigit() or int(part) >= len(node):
-        raise ConfigError(f"--set {key}: {part!r} is not an index of this list; use 0..{len(node) - 1}")
-    return int(part)
-
-
-def _list_slot(node: list, part: str, key: str) -> Any:
-    idx = _list_index(node, part, key)
-    if isinstance(node[idx], str):  # a shorthand perceptor "toy" becomes {spec: toy} so .weight can be set
-        node[idx] = {"spec": node[idx]}
-    return node[idx]
+    _apply(data, item, shorthand={"clip": "spec"})  # `models.clip.0.weight=2` on `clip: [toy]`
 
 
 def load_config(preset: str | Path | dict, overrides: list[str] | tuple[str, ...] = ()) -> RenderConfig:
@@ -638,23 +645,22 @@ def load_config(preset: str | Path | dict, overrides: list[str] | tuple[str, ...
 
 
 def config_to_dict(cfg: RenderConfig) -> dict:
-    """A plain dict of the config in preset form (loadable again by :func:`load_config`): without the settings its engine ignores."""
+    """The config in preset form (loadable again by :func:`load_config`): only the keys its engine reads, resolved."""
     d = _full_dict(cfg)
-    for key in ignored_settings(cfg.generation.engine):
-        *path, last = key.split(".")
-        section = _lookup(d, ".".join(path)) if path else d
-        if isinstance(section, dict):
-            section.pop(last, None)
+    for key, read in read_keys(cfg.generation).items():
+        if not read:
+            section, _, last = key.partition(".")
+            d[section].pop(last, None)
     return d
 
 
 def _full_dict(cfg: RenderConfig) -> dict:
-    """Every setting in preset form, ignored ones included (their defaults: giving one is an error)."""
+    """Every setting in preset form, every section's options included."""
     d = dataclasses.asdict(cfg)
     gen = d["generation"]
-    opts = gen.pop("engine_options")
-    for name, o in cfg.generation.engine_options.items():
-        gen[name] = dataclasses.asdict(o) if dataclasses.is_dataclass(o) else dict(opts[name])
+    gen.pop("sections")
+    for name, o in cfg.generation.sections.items():
+        gen[name] = dataclasses.asdict(o)
     if not d["prompts"]["init_image"]:
         d["prompts"]["init_image"] = None
     return d
@@ -662,8 +668,7 @@ def _full_dict(cfg: RenderConfig) -> dict:
 
 def frame_settings(cfg: RenderConfig) -> dict:
     """The settings that change the frames (not output/post/device/max_iterations/where models live)."""
-    # The full dict, so hashes of renders saved before ignored settings were left out of settings.yaml still match.
-    d = _full_dict(cfg)
+    d = config_to_dict(cfg)
     for k in ("output", "post", "description"):
         d.pop(k, None)
     for k in ("device", "max_iterations"):

@@ -2,7 +2,9 @@
 
     from vqclip.ui import setup_notebook, PreProductionPanel, ProductionPanel, PostProductionPanel
     env = setup_notebook(use_drive=True)   # on Colab: outputs and models on Google Drive
-    PreProductionPanel(env)                # a widget: the last expression of a cell shows it
+    pre = PreProductionPanel(env)          # a widget: the last expression of a cell shows it
+    prod = ProductionPanel(env, preset=pre) # renders what the pre-production panel shows
+    result = await prod.run_async()        # Stop stays clickable while the cell waits, in "Run all" too
 
 Works on ipywidgets 7.7.1 (Colab) and 8.x (see :mod:`vqclip.ui.compat`). Nothing is imported until used.
 """

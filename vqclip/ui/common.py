@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 __all__ = ["NotebookEnv", "setup_notebook", "in_colab", "smoke_enabled", "smoke_preset", "find_renders",
-           "preset_data", "DRIVE_ROOT"]
+           "preset_data", "error_html", "download_line", "DRIVE_ROOT"]
 
 DRIVE_ROOT = "/content/drive/MyDrive/vqclip"  # renders and the model cache on Google Drive: they survive disconnects
 
@@ -47,7 +47,11 @@ class NotebookEnv:
         """One line for the setup cell's output."""
         gpu = f"GPU {self.gpu.name} ({self.gpu.total_bytes / 1024**3:.1f} GiB)" if self.gpu else "no GPU (CPU only)"
         mode = ", SMOKE MODE (toy models, tiny sizes)" if self.smoke else ""
-        return f"vqclip: outputs in {self.out_root}, models in {self.cache_dir}; {gpu}{mode}"
+        line = f"vqclip: outputs in {self.out_root}, models in {self.cache_dir}; {gpu}{mode}"
+        if self.in_colab and not str(self.out_root).startswith(DRIVE_ROOT):
+            line += ("\nnote: outputs live in this runtime only; the other stage notebooks (each its own runtime) "
+                     "cannot see them. Tick USE_DRIVE to share them through Google Drive.")
+        return line
 
 
 def in_colab() -> bool:
@@ -91,21 +95,23 @@ def preset_data(preset: str | os.PathLike | dict) -> dict:
 
 def smoke_preset(data: dict) -> dict:
     """The same preset shrunk for smoke mode: toy models, a tiny size, 2-4 steps a frame, a handful of frames."""
-    from vqclip.settings.render import apply_override, ignored_settings
+    from vqclip.settings.render import apply_override, unread_keys
 
     d = copy.deepcopy(data)
     d.setdefault("models", {})
     gen = d.setdefault("generation", {})
-    ignored = ignored_settings(gen.get("engine") or "vqgan")  # e.g. the pixel engine has no VQGAN and no cutouts
-    if "models.vqgan" not in ignored:
+    unread = unread_keys(gen.get("engine") or "vqgan", gen.get("objective"))  # e.g. the pixel engine has no VQGAN and no cutouts
+    if "models.vqgan" not in unread:
         d["models"]["vqgan"] = "toy"
     d["models"]["clip"] = [{"spec": "toy", "weight": 1.0}]
     d["size"] = {"width": 48, "height": 32}
-    gen.update({k: v for k, v in {"iterations_first_frame": 4, "iterations_per_frame": 2, "cutn": 4}.items()
-                if f"generation.{k}" not in ignored}, device="cpu", max_iterations=-1)
+    gen.update(iterations_first_frame=4, iterations_per_frame=2, device="cpu", max_iterations=-1)
+    if "generation.cutouts" not in unread:
+        gen["cutouts"] = {**(gen.get("cutouts") or {}), "cutn": 4}
+    if "generation.views" not in unread:
+        gen["views"] = {**(gen.get("views") or {}), "count": 2}
     if gen.get("engine") == "pixels":
-        gen["pixels"] = {**(gen.get("pixels") or {}), "first_steps": 3, "steps": 2, "views": 2, "frames_per_prompt": 1,
-                         "post_denoise": "none"}
+        gen["pixels"] = {**(gen.get("pixels") or {}), "frames_per_prompt": 1, "post_denoise": "none"}
     anim = d.setdefault("animation", {})
     scenes = (d.get("prompts") or {}).get("scenes") or []
     if scenes:
@@ -138,3 +144,38 @@ def save_preset_yaml(data: dict, path: Path, header: str = "") -> Path:
     text = "".join(f"# {line}\n" for line in header.splitlines()) + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+SHORT_ERROR = 160  # characters of an error shown before the rest is folded away
+
+
+def error_html(error: BaseException | str, prefix: str = "") -> str:
+    """An error as one or two short red lines, the full text folded into a "details" toggle."""
+    import html
+
+    text = f"{prefix}{error}" if isinstance(error, str) else f"{prefix}{_error_text(error)}"
+    first = text.strip().splitlines()[0] if text.strip() else "error"
+    if len(first) > SHORT_ERROR:  # cut at the end of a sentence or clause when there is one
+        cut = max(first.rfind(sep, 40, SHORT_ERROR) for sep in (". ", "; ", ": "))
+        first = first[: cut + 1] if cut > 0 else first[:SHORT_ERROR].rstrip() + "\u2026"
+    out = f"<div style='color:#b00;white-space:normal;max-width:95%'>{html.escape(first)}"
+    if first.rstrip("\u2026") != text.strip():
+        out += (f"<details><summary style='cursor:pointer;color:#555'>details</summary>"
+                f"<pre style='white-space:pre-wrap;font-size:smaller;color:#333'>{html.escape(text.strip())}</pre></details>")
+    return out + "</div>"
+
+
+def _error_text(exc: BaseException) -> str:
+    from vqclip.errors import VqclipError
+
+    # our own errors are written for people; anything else is a bug: name its type so it can be reported
+    return str(exc) if isinstance(exc, VqclipError) else f"{type(exc).__name__}: {exc}"
+
+
+def download_line(event: dict) -> str:
+    """A download event as one status line: "downloading NAME: 120 of 980 MB"."""
+    import html
+
+    total = event.get("total") or 0
+    got = f"{event['bytes'] / 1e6:.0f}" + (f" of {total / 1e6:.0f} MB" if total else " MB")
+    return f"downloading {html.escape(str(event['name']))}: {got}"

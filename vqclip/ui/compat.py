@@ -81,13 +81,14 @@ def png_bytes(image: Any, max_side: int | None = None) -> bytes:
 
 
 def image_widget(width: str = "auto") -> widgets.Image:
-    """An empty PNG Image widget."""
-    return widgets.Image(format="png", layout=widgets.Layout(width=width, max_width="100%"))
+    """A PNG Image widget, hidden until it has a picture (an empty one shows a broken-image icon)."""
+    return widgets.Image(format="png", layout=widgets.Layout(width=width, max_width="100%", display="none"))
 
 
 def set_image(widget: widgets.Image, image: Any, max_side: int | None = None) -> None:
     """Show a PIL image or an image file in an Image widget."""
     widget.value = png_bytes(image, max_side)
+    widget.layout.display = ""
 
 
 def video_widget(path: str | Path, width: int = 480) -> widgets.Video:

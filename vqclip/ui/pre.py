@@ -10,8 +10,9 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from vqclip.ui.common import NotebookEnv, preset_data, save_preset_yaml, setup_notebook, smoke_preset
+from vqclip.ui.common import NotebookEnv, download_line, error_html, preset_data, save_preset_yaml, setup_notebook, smoke_preset
 from vqclip.ui.compat import image_widget, section, set_image
+from vqclip.ui.jobs import Debouncer, Job
 
 __all__ = ["PreProductionPanel", "STYLE_PHRASES", "SIZE_PRESETS"]
 
@@ -33,6 +34,7 @@ SIZE_PRESETS = {
     "21:9": [(672, 288), (896, 384)],
 }
 PREVIEW_SIDE = 128  # the quick preview renders the first frame with its longest side this big
+ESTIMATE_DELAY = 0.4  # seconds without a change before the memory check runs (typing a width is many changes)
 
 
 def _model_label(name: str, env: NotebookEnv) -> str:
@@ -56,6 +58,8 @@ class PreProductionPanel(widgets.VBox):
         self._estimator = None
         self._estimator_key = None
         self._estimate_on = estimate
+        self._estimates = Debouncer(self._check_fit, ESTIMATE_DELAY)
+        self._preview_job: Job | None = None
         self.last_fit = None  # vqclip.preproduction.estimate.FitReport of the last check
         self.saved_path: Path | None = None
         self.preview_result = None
@@ -83,15 +87,18 @@ class PreProductionPanel(widgets.VBox):
         self.use_largest = widgets.Button(description="Use the largest size that fits", icon="compress", disabled=True,
                                           layout=widgets.Layout(width="auto"))
         # 4. Preview and save.
-        self.preview_button = widgets.Button(description="Preview first frame", icon="eye", button_style="info")
+        self.preview_button = widgets.Button(description="Preview first frame", icon="eye", button_style="info",
+                                            layout=widgets.Layout(width="auto"))
         self.preview_image = image_widget("256px")
         self.preview_status = widgets.HTML()
         self.save_name = widgets.Text(value="my_preset", description="Save as")
         self.save_button = widgets.Button(description="Save preset", icon="save", button_style="success")
         self.save_status = widgets.HTML()
         self.errors = widgets.HTML()
+        self.toy_note = widgets.HTML()  # says so when the toy models render, and which words they do not know
 
         self.preset.observe(self._on_preset, names="value")
+        self.prompt.observe(lambda _: self.update_toy_note(), names="value")
         self.add_style.on_click(lambda _: self.add_style_phrase(self.style.value))
         self.model.observe(self._on_model, names="value")
         self.aspect.observe(self._on_aspect, names="value")
@@ -99,17 +106,17 @@ class PreProductionPanel(widgets.VBox):
         for w in (self.width, self.height, self.cutn, self.precision):
             w.observe(lambda _: self.update_estimate(), names="value")
         self.use_largest.on_click(lambda _: self.apply_largest())
-        self.preview_button.on_click(lambda _: self.preview())
+        self.preview_button.on_click(lambda _: self.start_preview())
         self.save_button.on_click(lambda _: self.save(self.save_name.value))
 
         super().__init__([
             widgets.HTML("<h3>Pre-production</h3>"),
-            self.preset, self.preset_info, self.prompt, widgets.HBox([self.style, self.add_style]),
+            self.preset, self.preset_info, self.prompt, self.toy_note, widgets.HBox([self.style, self.add_style]),
             self.model, self.model_info,
             self.aspect, self.size, widgets.HBox([self.width, self.height]),
             section("More settings", [self.cutn, self.precision]),
             self.memory, self.use_largest,
-            widgets.HBox([self.preview_button, self.preview_status]), self.preview_image,
+            self.preview_button, self.preview_status, self.preview_image,
             widgets.HBox([self.save_name, self.save_button]), self.save_status, self.errors,
         ])
         self._on_preset({"new": self.preset.value})
@@ -126,11 +133,23 @@ class PreProductionPanel(widgets.VBox):
         if isinstance(vq, str) and vq in self.model_names:
             self.model.value = vq
         gen = data.get("generation") or {}
-        self.cutn.value = int(gen.get("cutn", 32))
+        self.cutn.value = int((gen.get("cutouts") or {}).get("cutn", 32))
         self.precision.value = gen.get("precision", "auto")
         size = data.get("size") or {}
         self._set_size(int(size.get("width", 640)), int(size.get("height", 384)))
         self._on_model({"new": self.model.value})
+        self.update_toy_note()
+
+    def uses_toy_models(self) -> bool:
+        """True when the render will use the toy models (smoke mode, or a preset that asks for them)."""
+        models = preset_data(self.preset.value).get("models") or {}
+        return self.env.smoke or models.get("vqgan") == "toy"
+
+    def update_toy_note(self) -> None:
+        """Say plainly when the toy models render, their size and the prompt words they do not know."""
+        from vqclip.ui.toy import toy_note_html
+
+        self.toy_note.value = toy_note_html(self.prompt.value, self.env.smoke) if self.uses_toy_models() else ""
 
     @property
     def model_names(self) -> list[str]:
@@ -196,14 +215,15 @@ class PreProductionPanel(widgets.VBox):
         """The panel's choices as ``key=value`` overrides of the chosen preset."""
         import json
 
-        from vqclip.settings.render import ignored_settings
+        from vqclip.settings.render import unread_keys
 
         out = [f"prompts.texts={json.dumps(self.prompt.value)}"] if self.prompt.value.strip() else []
         out += [f"models.vqgan={self.model.value}", f"size.width={self.width.value}", f"size.height={self.height.value}",
-                f"generation.cutn={self.cutn.value}", f"generation.precision={self.precision.value}"]
+                f"generation.cutouts.cutn={self.cutn.value}", f"generation.precision={self.precision.value}"]
         gen = preset_data(self.preset.value).get("generation")
-        ignored = ignored_settings((gen.get("engine") if isinstance(gen, dict) else None) or "vqgan")  # the pixel engine has no VQGAN to pick and no cutouts to count
-        return [o for o in out if o.partition("=")[0] not in ignored]
+        gen = gen if isinstance(gen, dict) else {}
+        unread = unread_keys(gen.get("engine") or "vqgan", gen.get("objective"))  # the pixel engine has no VQGAN to pick and no cutouts to count
+        return [o for o in out if o.partition("=")[0] not in unread and o.partition("=")[0].rsplit(".", 1)[0] not in unread]
 
     def preset_dict(self, smoke: bool | None = None) -> dict:
         """The chosen preset with the panel's changes, as a plain dict (shrunk when ``smoke``, default: in smoke mode)."""
@@ -224,9 +244,21 @@ class PreProductionPanel(widgets.VBox):
     # --- the GPU check --------------------------------------------------------------------------
 
     def update_estimate(self) -> None:
-        """Estimate GPU memory for the current choices against the detected GPU (a T4 when there is none)."""
+        """Check the current choices against the GPU soon, in the background; "checking..." until then."""
         if getattr(self, "_quiet", False) or not self._estimate_on or not hasattr(self, "memory"):
             return
+        self.last_fit = None  # a stale "fits" must not outlive the change that made it wrong
+        self.memory.value = "<i>checking the GPU memory...</i>"
+        self.use_largest.disabled = True
+        self._estimates.trigger()
+
+    def wait_estimate(self, timeout: float = 60.0):
+        """Wait for the pending memory check; return its FitReport (None if it failed)."""
+        self._estimates.wait(timeout)
+        return self.last_fit
+
+    def _check_fit(self) -> None:
+        """Estimate GPU memory for the current choices against the detected GPU (a T4 when there is none)."""
         from vqclip.errors import VqclipError
         from vqclip.preproduction.estimate import Estimator, T4, check_fit
 
@@ -240,7 +272,7 @@ class PreProductionPanel(widgets.VBox):
             gpu = self.env.gpu or T4
             fit = check_fit(self._estimator, self.width.value, self.height.value, self.cutn.value, self.precision.value, gpu=gpu)
         except VqclipError as exc:
-            self.memory.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
+            self.memory.value = error_html(exc)
             return
         self.last_fit = fit
         where = "" if self.env.gpu else " (no GPU here: checked against a Colab T4)"
@@ -277,28 +309,40 @@ class PreProductionPanel(widgets.VBox):
         out.update(video=False, contact_sheet=False, images_interval=max(1, gen["iterations_first_frame"] // 4))
         return data
 
-    def preview(self, background: bool = False):
-        """Render the first frame small; show each preview image as it comes. Returns the RenderResult."""
-        if background:
-            thread = threading.Thread(target=self.preview, daemon=True)
-            thread.start()
-            return thread
-        from vqclip.errors import VqclipError
+    def start_preview(self) -> Job:
+        """Render the first frame small in the background (the buttons stay live); return the Job."""
+        if self._preview_job is not None and self._preview_job.running:
+            return self._preview_job
+        self.preview_status.value = "loading the models for a preview (the first use downloads them)..."
+        self._preview_job = Job(self._preview)
+        return self._preview_job
+
+    def preview(self):
+        """Render the first frame small and wait for it; return the RenderResult."""
+        return self.start_preview().wait()
+
+    async def preview_async(self):
+        """Render the first frame small and await it, the other buttons live meanwhile; return the RenderResult."""
+        return await self.start_preview().wait_async()
+
+    def _preview(self):
         from vqclip.production.render import render
 
-        self.preview_status.value = "rendering a preview..."
         # one reused folder (render replaces a finished render's frames), not a new temp dir per click
         out = self.env.out_root / "previews" / "first_frame"
 
         def show(event: dict) -> None:
-            if event["event"] in ("preview", "frame") and event.get("image") is not None:
+            if event["event"] == "download":
+                self.preview_status.value = download_line(event)
+            elif event["event"] == "iteration":
+                self.preview_status.value = f"preview: step {event['iteration']}/{event['iterations']}"
+            elif event["event"] in ("preview", "frame") and event.get("image") is not None:
                 set_image(self.preview_image, event["image"], max_side=256)
-                self.preview_status.value = f"step {event['iteration']}"
 
         try:
             self.preview_result = render(self.preview_dict(), out, callback=show)
-        except VqclipError as exc:
-            self.preview_status.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
+        except Exception as exc:  # shown in the panel: a background thread's traceback is easy to miss
+            self.preview_status.value = error_html(exc, prefix="preview: ")
             return None
         self.preview_status.value = f"preview done ({self.preview_result.seconds:.0f} s): {self.preview_result.frames[0]}"
         return self.preview_result
@@ -316,7 +360,7 @@ class PreProductionPanel(widgets.VBox):
         try:
             load_config(data)
         except VqclipError as exc:
-            self.save_status.value = f"<span style='color:#b00'>{html.escape(str(exc))}</span>"
+            self.save_status.value = error_html(exc)
             return None
         fit = self.last_fit
         header = f"saved from the pre-production notebook (based on {self.preset.value})"

@@ -1,8 +1,9 @@
-"""Engines: what is optimized per frame. ``vqgan`` (a VQGAN latent) now; ``pixels`` and ``diffusion`` plug in the same way.
+"""Engines: the registered ways of making frames, by name (``generation.engine``).
 
-To add one, subclass :class:`vqclip.production.engines.base.Engine` in its own module, give it a ``name`` and an
-``Options`` dataclass, and add ``name: "module:Class"`` to ``ENGINES``. Presets then select it with
-``generation.engine: NAME`` and set its options under ``generation.NAME``.
+Optimized engines are generators (``vqgan``, ``pixels``; judged by an objective from
+:mod:`vqclip.production.objectives`); sampled engines (diffusion) subclass
+:class:`vqclip.production.engines.base.SampledEngine`. To add one, give it a ``name`` and an ``Options``
+dataclass and add ``name: "module:Class"`` to ``ENGINES``; presets set its options under ``generation.NAME``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ __all__ = ["ENGINES", "engine_names", "get_engine"]
 
 #: engine name -> "module:Class"; modules load only when an engine is asked for.
 ENGINES: dict[str, str] = {
-    "vqgan": "vqclip.production.engines.vqgan:VQGANEngine",
-    "pixels": "vqclip.production.engines.pixels:PixelEngine",
+    "vqgan": "vqclip.production.generators.vqgan:VQGANGenerator",
+    "pixels": "vqclip.production.generators.pixels:PixelGenerator",
 }
 
 

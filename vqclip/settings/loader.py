@@ -1,0 +1,253 @@
+"""The one typed settings loader: YAML in, validated dataclasses out, for render and post presets alike.
+
+- :func:`read_yaml` reads a preset file: UTF-8 only, duplicate keys refused, aliases bounded.
+- :func:`build` turns a mapping into a dataclass from its fields' type hints; a field's
+  ``metadata`` may add ``range: (lo, hi)`` (either side None) and ``choices: (...)``; unknown keys get a
+  did-you-mean. A bare string may stand for one field of a dataclass (``shorthand``) and list fields
+  name their item type (``list_items``), so the loader itself knows no schema.
+- :func:`apply_override` applies one ``a.b=value`` (the value read as YAML) to a preset dict.
+
+Every error is one :class:`ConfigError` naming the setting, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from vqclip.errors import ConfigError
+
+__all__ = ["did_you_mean", "read_yaml", "build", "parse_override_value", "apply_override", "MAX_ALIASES"]
+
+MAX_ALIASES = 100  # anchors and aliases a preset may use: far above real presets, far below a "billion laughs"
+
+
+def did_you_mean(word: Any, choices) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``choices``, or ``""``."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys and counts aliases."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.aliases = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                mark = self.peek_event().start_mark
+                raise yaml.YAMLError(f"more than {MAX_ALIASES} aliases (*name) at line {mark.line + 1}")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise yaml.YAMLError(f"the key {key!r} appears twice (lines {seen[key] + 1} and {key_node.start_mark.line + 1}); keep one")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(source: str | Path, what: str) -> Any:
+    """Parse a YAML file (a Path) or text (a str); ``what`` names it in the one-line error."""
+    if isinstance(source, Path):
+        try:
+            text = source.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{what}: not UTF-8 text (byte {exc.start} is {source.read_bytes()[exc.start]:#04x}); "
+                              "save the file as UTF-8") from None
+    else:
+        text = source
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{what}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------- build
+
+
+def _type_name(tp: Any) -> str:
+    return {float: "a number", int: "a whole number", str: "text", bool: "true or false", list: "a list"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _span(bounds: tuple, whole: bool) -> str:
+    """``1..1024``, ``> 0 and <= 10``, ``>= 1``: what a ``range`` metadata allows, in words."""
+    lo, hi = bounds
+    if lo is not None and hi is not None:
+        return f"{lo}..{hi}" if whole else f"> {lo} and <= {hi}" if lo == 0 else f"from {lo} to {hi}"
+    return f">= {lo}" if lo is not None else f"<= {hi}"
+
+
+def _check_meta(where: str, value: Any, meta: typing.Mapping) -> Any:
+    """Apply a field's ``range`` (a zero lower bound is open for numbers) and ``choices`` metadata."""
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{where}: {value!r} is not allowed; use one of {', '.join(map(str, choices))}{did_you_mean(value, choices)}")
+    bounds = meta.get("range")
+    if bounds is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        lo, hi = bounds
+        whole = isinstance(value, int)
+        if (lo is not None and (value < lo or (lo == 0 and value == 0 and not whole))) or (hi is not None and value > hi):
+            raise ConfigError(f"{where}: {value!r} is not allowed; use {'a whole number' if whole else 'a number'} {_span(bounds, whole)}")
+    return value
+
+
+def _convert(value: Any, tp: Any, where: str, shorthand: dict, list_items: dict, owner: type | None = None, name: str = "") -> Any:
+    """Check and convert one YAML value to the annotated type; ConfigError naming ``where`` if it does not fit."""
+    conv = lambda v, t, w, o=None, n="": _convert(v, t, w, shorthand, list_items, o, n)  # noqa: E731
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            if type(None) in typing.get_args(tp):
+                return None
+            raise ConfigError(f"{where}: a value is required here")
+        for arg in args:  # list before str so [x, y] is not taken for text; str before numbers for quality
+            try:
+                return conv(value, arg, where, owner, name)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{where}: {value!r} is not allowed; expected {' or '.join(_type_name(a) for a in args)}")
+    if value is None:
+        raise ConfigError(f"{where}: a value is required here (expected {_type_name(tp)})")
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, str) and tp in shorthand:
+            value = {shorthand[tp]: value}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping of settings, got {value!r}")
+        return build(tp, value, where, shorthand=shorthand, list_items=list_items)
+    if tp is list or origin is list:
+        item_tp = (typing.get_args(tp) or [list_items.get((owner, name), Any)])[0]
+        if not isinstance(value, (list, tuple)):
+            if item_tp in shorthand or item_tp is str:  # one item given without a list
+                value = [value]
+            else:
+                raise ConfigError(f"{where}: {value!r} is not allowed; expected a list")
+        return list(value) if item_tp is Any else [conv(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: {value!r} is not allowed; use true or false")
+    if tp is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+            raise ConfigError(f"{where}: {value!r} is not allowed; expected a whole number")
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{where}: {value!r} is not allowed; expected a number")
+        return float(value)
+    if tp is str:
+        if isinstance(value, (bool, list, dict)):
+            raise ConfigError(f"{where}: {value!r} is not allowed; expected text")
+        return str(value)
+    return value
+
+
+def build(cls: type, data: dict, where: str = "", *, shorthand: dict | None = None, list_items: dict | None = None) -> Any:
+    """A dataclass from a mapping: unknown keys rejected with a did-you-mean, each value converted and range-checked."""
+    shorthand, list_items = shorthand or {}, list_items or {}
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: {data!r} is not allowed; this section is a mapping of settings (key: value)")
+    kwargs = {}
+    for key, value in data.items():
+        key_s = str(key)
+        sub = f"{where}.{key_s}" if where else key_s
+        if key_s not in fields:
+            close = difflib.get_close_matches(key_s, list(fields), n=1, cutoff=0.6)
+            hint = f"; did you mean {(f'{where}.' if where else '') + close[0]!r}?" if close else ""
+            raise ConfigError(f"{sub}: unknown setting{hint} (allowed here: {', '.join(fields)})")
+        meta = fields[key_s].metadata
+        try:
+            converted = _convert(value, hints[key_s], sub, shorthand, list_items, cls, key_s)
+        except ConfigError:
+            if meta.get("range") is None or hints[key_s] not in (int, float):
+                raise
+            whole = hints[key_s] is int
+            raise ConfigError(f"{sub}: {value!r} is not allowed; use {'a whole number' if whole else 'a number'} {_span(meta['range'], whole)}") from None
+        kwargs[key_s] = _check_meta(sub, converted, meta)
+    return cls(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------- overrides
+
+
+def parse_override_value(raw: str) -> Any:
+    """The value of a ``key=value`` override, read as YAML; text that only looks like a mapping stays text."""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        return raw
+    # "a cat: 2" reads as a YAML mapping; a prompt or a title is what was meant unless a mapping was written.
+    if isinstance(value, dict) and not raw.strip().startswith("{"):
+        return raw
+    return value
+
+
+def apply_override(data: dict, item: str, shorthand: dict[str, str] | None = None, strip_prefix: str | None = None) -> dict:
+    """Apply one ``key.sub=value`` in place (list items by index: ``scenes.0.speed=0.5``); returns ``data``.
+
+    ``shorthand`` maps a list or key name to the field a bare string entry stands for (``clip: spec``), so
+    ``models.clip.0.weight=2`` works on ``clip: [toy]``; ``strip_prefix`` drops a leading section name.
+    """
+    shorthand = shorthand or {}
+    if not isinstance(item, str) or "=" not in item:
+        raise ConfigError(f"--set {item!r}: not allowed; write KEY=VALUE, e.g. generation.seed=3 (key.sub=value)")
+    key, _, raw = item.partition("=")
+    parts = key.strip().split(".")
+    if strip_prefix and len(parts) > 1 and parts[0] == strip_prefix:
+        parts = parts[1:]
+    if not key.strip() or any(not p for p in parts):
+        raise ConfigError(f"--set {item!r}: {key.strip()!r} is not a key; write section.key=value, e.g. generation.seed=3")
+    node: Any = data
+    for depth, part in enumerate(parts[:-1]):
+        where = ".".join(parts[: depth + 1])
+        if isinstance(node, list):
+            idx = _index(node, part, where)
+            parent = parts[depth - 1] if depth else ""
+            if isinstance(node[idx], str) and parent in shorthand:  # a bare entry becomes {field: entry}
+                node[idx] = {shorthand[parent]: node[idx]}
+            node = node[idx]
+        else:
+            nxt = node.get(part)
+            if nxt is None:
+                if parts[depth + 1].isdigit():
+                    raise ConfigError(f"--set {item!r}: there is no list {where} to index; set the whole list, e.g. {where}='[...]'")
+                nxt = node[part] = {}
+            elif isinstance(nxt, str) and part in shorthand:
+                nxt = node[part] = {shorthand[part]: nxt}
+            node = nxt
+        if not isinstance(node, (dict, list)):
+            raise ConfigError(f"--set {item!r}: {where} is a value, not a section")
+    value = parse_override_value(raw)
+    if isinstance(node, list):
+        node[_index(node, parts[-1], key.strip())] = value
+    else:
+        node[parts[-1]] = value
+    return data
+
+
+def _index(node: list, part: str, where: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"--set {where}: {part!r} is not an index of this list; use 0..{len(node) - 1}")
+    return int(part)
