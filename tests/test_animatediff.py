@@ -22,10 +22,10 @@ def folders(tmp_path_factory):
 
 def make_sampler(folders, frames=6, seed=1, **over):
     from vqclip.models.diffusion import load_motion_adapter, load_sd_components
-    from vqclip.production.engines.animatediff import AnimateDiffOptions, AnimateDiffSampler
+    from vqclip.production.engines.animatediff import AnimateDiffOptions, AnimateDiffEngine
 
     opts = AnimateDiffOptions(**{"steps": 3, "guidance_scale": 2.0, **over})
-    return AnimateDiffSampler(
+    return AnimateDiffEngine(
         load_sd_components(folders[0]), load_motion_adapter(folders[1]), opts,
         timeline=TIMELINE, frames=frames, height=32, width=32, seed=seed,
     )
@@ -92,7 +92,7 @@ def test_stop_returns_none_and_a_rerun_gives_the_same_frames(folders):
     seen = []
     assert s.sample(range(6), lambda e: seen.append(e) or ("stop" if e.get("iteration") == 2 else None)) is None
     assert [e["iteration"] for e in seen if e["event"] == "iteration"] == [1, 2]
-    assert s.chunks == [range(6)] and s.state_dict() == {}
+    assert s.frame_chunks == [range(6)] and s.state_dict() == {}
     again = make_sampler(folders)
     again.load_state_dict({})
     torch.testing.assert_close(again.sample(range(6))[3], make_sampler(folders).sample(range(6))[3])

@@ -29,12 +29,12 @@ def count_unet_samples(unet) -> list[int]:
 def test_t2v_zero_estimate_counts_every_unet_pass(folders):
     from vqclip.models.diffusion import load_sd_components
     from vqclip.preproduction.diffusion_estimate import estimate_sampled
-    from vqclip.production.engines.t2v_zero import T2VZeroOptions, T2VZeroSampler
+    from vqclip.production.engines.t2v_zero import T2VZeroOptions, T2VZeroEngine
 
     opts = T2VZeroOptions(steps=4, noise_timestep=800, motion_timestep=500, chunk_size=4, guidance_scale=2.0)
-    s = T2VZeroSampler(load_sd_components(folders[0]), opts, timeline=TIMELINE, motions=[Motion()] * 9, height=32, width=32, seed=0)
+    s = T2VZeroEngine(load_sd_components(folders[0]), opts, timeline=TIMELINE, motions=[Motion()] * 9, height=32, width=32, seed=0)
     seen = count_unet_samples(s.unet)
-    for chunk in s.chunks:
+    for chunk in s.frame_chunks:
         s.sample(chunk)
     e = estimate_sampled("t2v_zero", 32, 32, 9, opts, "fp32", model_folder=folders[0])
     assert e.unet_samples == sum(seen) == 2 * (2 + 4 * (4 + 4 + 3))  # anchor to T′, then 3 chunks of 4 steps
@@ -44,10 +44,10 @@ def test_t2v_zero_estimate_counts_every_unet_pass(folders):
 def test_animatediff_estimate_counts_window_passes(folders):
     from vqclip.models.diffusion import load_motion_adapter, load_sd_components
     from vqclip.preproduction.diffusion_estimate import estimate_sampled
-    from vqclip.production.engines.animatediff import AnimateDiffOptions, AnimateDiffSampler
+    from vqclip.production.engines.animatediff import AnimateDiffOptions, AnimateDiffEngine
 
     opts = AnimateDiffOptions(steps=2, context_frames=4, context_overlap=1)
-    s = AnimateDiffSampler(load_sd_components(folders[0]), load_motion_adapter(folders[1]), opts,
+    s = AnimateDiffEngine(load_sd_components(folders[0]), load_motion_adapter(folders[1]), opts,
                            timeline=TIMELINE, frames=9, height=32, width=32, seed=0)
     seen = count_unet_samples(s.unet)
     s.sample(range(9))

@@ -30,14 +30,14 @@ OPTS = dict(steps=4, noise_timestep=800, motion_timestep=500, guidance_scale=3.0
 
 
 def make_sampler(components, frames=7, seed=3, motion=Motion(translation_x=4.0), **over):
-    from vqclip.production.engines.t2v_zero import T2VZeroOptions, T2VZeroSampler
+    from vqclip.production.engines.t2v_zero import T2VZeroOptions, T2VZeroEngine
 
     opts = T2VZeroOptions(**{**OPTS, "chunk_size": 4, **over})
-    return T2VZeroSampler(components, opts, timeline=TIMELINE, motions=[motion] * frames, height=32, width=32, seed=seed)
+    return T2VZeroEngine(components, opts, timeline=TIMELINE, motions=[motion] * frames, height=32, width=32, seed=seed)
 
 
 def render_all(sampler):
-    return [img for chunk in sampler.chunks for img in sampler.sample(chunk)]
+    return [img for chunk in sampler.frame_chunks for img in sampler.sample(chunk)]
 
 
 # --- cross-frame attention ------------------------------------------------------------------------
@@ -162,13 +162,13 @@ def test_same_seed_same_video_other_seed_other_video(components):
 def test_stop_then_resume_from_state_equals_uninterrupted(components):
     full = render_all(make_sampler(components))
     first = make_sampler(components)
-    got = first.sample(first.chunks[0])
+    got = first.sample(first.frame_chunks[0])
     state = first.state_dict()
-    stopped = first.sample(first.chunks[1], lambda e: "stop" if e["event"] == "iteration" else None)
+    stopped = first.sample(first.frame_chunks[1], lambda e: "stop" if e["event"] == "iteration" else None)
     assert stopped is None
     resumed = make_sampler(components)  # a fresh process: new models, state from the run folder
     resumed.load_state_dict(state)
-    for chunk in resumed.chunks[1:]:
+    for chunk in resumed.frame_chunks[1:]:
         got += resumed.sample(chunk)
     assert all(torch.equal(x, y) for x, y in zip(got, full))
 
@@ -177,7 +177,7 @@ def test_events_report_every_denoising_step_and_previews(components):
     s = make_sampler(components, chunk_size=7)
     s.preview_every = 2
     events = []
-    s.sample(s.chunks[0], events.append)
+    s.sample(s.frame_chunks[0], events.append)
     steps = [e for e in events if e["event"] == "iteration"]
     # 2 steps for frame 1 alone (to T′), then 4 joint steps from T (T=751 is the first timestep)
     assert [e["iteration"] for e in steps] == [1, 2, 3, 4, 5, 6]

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar
 
 import torch
 
 from vqclip.errors import ConfigError
+from vqclip.production.engines.base import SampledEngine
 from vqclip.production.engines.diffusion_common import (
     SCHEDULERS,
     Placement,
@@ -39,12 +40,13 @@ from vqclip.production.engines.diffusion_common import (
     frame_noise,
     guided_noise,
     iteration_event,
+    load_for_engine,
     make_scheduler,
     quiet_diffusers,
     to_pil,
 )
 
-__all__ = ["AnimateDiffOptions", "AnimateDiffSampler", "context_windows", "window_weights", "validate_options"]
+__all__ = ["AnimateDiffOptions", "AnimateDiffEngine", "context_windows", "window_weights", "validate_options"]
 
 # AnimateDiff's motion modules were trained with a linear beta schedule (not SD 1.5's scaled_linear) and are
 # sampled with "linspace" spacing; its authors' configs and diffusers' docs use these settings.
@@ -93,8 +95,48 @@ def window_weights(size: int) -> torch.Tensor:
     return torch.minimum(i + 1, size - i)
 
 
-class AnimateDiffSampler:
-    """Samples an AnimateDiff video from SD components and a MotionAdapter (the engine's working part)."""
+class AnimateDiffEngine(SampledEngine):
+    """AnimateDiff as a sampled engine: the whole video in one chunk, sliding windows beyond ``context_frames``."""
+
+    name: ClassVar[str] = "animatediff"
+    Options: ClassVar[type] = AnimateDiffOptions
+    reads_models: ClassVar[tuple[str, ...]] = ("diffusion", "motion_adapter")
+
+    @classmethod
+    def validate_options(cls, options: Any, key: str) -> None:
+        """Raise ConfigError for option values the engine cannot use."""
+        validate_options(options, key)
+
+    @classmethod
+    def chunks(cls, cfg: Any) -> list[range]:
+        """One chunk: every frame is denoised together (the motion modules attend across all of them)."""
+        return [range(cfg.animation.frames)]
+
+    @classmethod
+    def chunk_iterations(cls, cfg: Any, frames: range) -> int:
+        """Denoising steps :meth:`sample` reports (every scheduler offered makes one call per step)."""
+        return cfg.generation.sections[cls.name].steps
+
+    @classmethod
+    def build(cls, ctx: Any) -> "AnimateDiffEngine":
+        """Load ``models.diffusion`` and ``models.motion_adapter``; refuse camera schedules it would ignore."""
+        from vqclip.models.diffusion import DEFAULT_MOTION_ADAPTER, load_motion_adapter, resolve_diffusion_folder
+
+        moving = [k for k in ("zoom", "angle", "translation_x", "translation_y") if any(getattr(m, k) != (1.0 if k == "zoom" else 0.0) for m in ctx.motions[1:])]
+        if moving:
+            raise ConfigError(
+                f"animation.{moving[0]}: not read by generation.engine: animatediff (its motion is learned, not a camera "
+                "move); remove the camera schedules or use generation.engine: t2v_zero"
+            )
+        o = ctx.options(cls.name)
+        components, placement = load_for_engine(ctx, cls.name, o.offload)
+        models = ctx.config.models
+        folder = resolve_diffusion_folder(models.motion_adapter or DEFAULT_MOTION_ADAPTER, "motion_adapter", models.cache_dir, models.download)
+        adapter = load_motion_adapter(folder, dtype=placement.dtype)
+        return cls(
+            components, adapter, o, timeline=ctx.timeline, frames=ctx.config.animation.frames, height=ctx.height,
+            width=ctx.width, seed=ctx.seed, placement=placement, preview_every=ctx.config.output.images_interval,
+        )
 
     def __init__(
         self,
@@ -142,7 +184,7 @@ class AnimateDiffSampler:
         self.text = TextConditioner(components.tokenizer, p.place(components.text_encoder, p.dtype), p, options.negative_prompt, "animatediff")
         self.scheduler_config = {**components.scheduler_config, **SCHEDULER_OVERRIDES, "beta_schedule": options.beta_schedule}
         self.windows = context_windows(self.frames, options.context_frames, options.context_overlap)
-        self.chunks = [range(self.frames)] if self.frames else []
+        self.frame_chunks = [range(self.frames)] if self.frames else []
 
     def state_dict(self) -> dict:
         """Nothing: the one chunk is sampled from the seed alone."""
@@ -179,8 +221,8 @@ class AnimateDiffSampler:
     def sample(self, frames: range, emit: Callable[[dict], Any] | None = None) -> list[torch.Tensor] | None:
         """All frames as ``(1,3,H,W)`` float32 in [0,1]; None when ``emit`` answered "stop"."""
         emit = emit or (lambda event: None)
-        if frames not in self.chunks:
-            raise ValueError(f"animatediff: {frames} is not one of the chunks {self.chunks}")
+        if frames not in self.frame_chunks:
+            raise ValueError(f"animatediff: {frames} is not one of the chunks {self.frame_chunks}")
         dev = self.placement.device
         scheduler = make_scheduler(self.o.scheduler, self.scheduler_config, "generation.animatediff.scheduler")
         scheduler.set_timesteps(self.o.steps, device=dev)

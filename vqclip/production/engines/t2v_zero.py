@@ -21,12 +21,13 @@ model and a mask from a generic detector would be a new dependency for an option
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import torch
 
 from vqclip.errors import ConfigError
 from vqclip.production.animate import Motion, affine_matrix
+from vqclip.production.engines.base import SampledEngine
 from vqclip.production.engines.diffusion_common import (
     Placement,
     TextConditioner,
@@ -36,13 +37,14 @@ from vqclip.production.engines.diffusion_common import (
     frame_noise,
     guided_noise,
     iteration_event,
+    load_for_engine,
     make_scheduler,
     to_pil,
 )
 
 __all__ = [
     "T2VZeroOptions",
-    "T2VZeroSampler",
+    "T2VZeroEngine",
     "CrossFrameAttnProcessor",
     "install_cross_frame_attention",
     "latent_motion_matrices",
@@ -194,11 +196,41 @@ def chunk_batch_frames(chunk: range) -> list[int]:
     return list(chunk) if chunk.start == 0 else [0, *chunk]
 
 
-# --- the sampler --------------------------------------------------------------------------------
+# --- the engine ---------------------------------------------------------------------------------
 
 
-class T2VZeroSampler:
-    """Samples chunks of a Text2Video-Zero video from loaded SD components (the engine's working part)."""
+class T2VZeroEngine(SampledEngine):
+    """Text2Video-Zero as a sampled engine: chunks of frames denoised with frame 1 as their anchor."""
+
+    name: ClassVar[str] = "t2v_zero"
+    Options: ClassVar[type] = T2VZeroOptions
+    reads_models: ClassVar[tuple[str, ...]] = ("diffusion",)
+
+    @classmethod
+    def validate_options(cls, options: Any, key: str) -> None:
+        """Raise ConfigError for option values the engine cannot use."""
+        validate_options(options, key)
+
+    @classmethod
+    def chunks(cls, cfg: Any) -> list[range]:
+        """``chunk_size`` frames, then ``chunk_size − 1`` per call (frame 0 rides along as the anchor)."""
+        return chunk_ranges(cfg.animation.frames, cfg.generation.sections[cls.name].chunk_size)
+
+    @classmethod
+    def chunk_iterations(cls, cfg: Any, frames: range) -> int:
+        """Denoising steps :meth:`sample` reports for ``frames``."""
+        o = cfg.generation.sections[cls.name]
+        return chunk_steps(frames, o.steps, o.noise_timestep, o.motion_timestep)
+
+    @classmethod
+    def build(cls, ctx: Any) -> "T2VZeroEngine":
+        """Load ``models.diffusion`` and set up the sampler for the run's size, seed, timeline and camera."""
+        o = ctx.options(cls.name)
+        components, placement = load_for_engine(ctx, cls.name, o.offload)
+        return cls(
+            components, o, timeline=ctx.timeline, motions=ctx.motions, height=ctx.height, width=ctx.width, seed=ctx.seed,
+            placement=placement, border_mode=ctx.config.animation.border_mode, preview_every=ctx.config.output.images_interval,
+        )
 
     def __init__(
         self,
@@ -241,7 +273,7 @@ class T2VZeroSampler:
         self.scheduler = make_scheduler("ddim", components.scheduler_config, "generation.t2v_zero", clip_sample=False)
         self.scheduler.set_timesteps(options.steps)
         self.i_noise, self.i_motion = step_plan(options.steps, options.noise_timestep, options.motion_timestep)
-        self.chunks = chunk_ranges(self.frames, options.chunk_size)
+        self.frame_chunks = chunk_ranges(self.frames, options.chunk_size)
         self.anchor: dict[str, torch.Tensor] = {}  # frame 0's latent at T and at T′ (CPU, fp32)
 
     # -- state ----------------------------------------------------------------------------------
@@ -319,8 +351,8 @@ class T2VZeroSampler:
     def sample(self, frames: range, emit: Callable[[dict], Any] | None = None) -> list[torch.Tensor] | None:
         """The chunk's frames as ``(1,3,H,W)`` float32 in [0,1]; None when ``emit`` answered "stop"."""
         emit = emit or (lambda event: None)
-        if frames not in self.chunks:
-            raise ValueError(f"t2v_zero: {frames} is not one of the chunks {self.chunks}")
+        if frames not in self.frame_chunks:
+            raise ValueError(f"t2v_zero: {frames} is not one of the chunks {self.frame_chunks}")
         ts = self.scheduler.timesteps
         joint = len(ts) - self.i_noise
         need_anchor = not self.anchor
