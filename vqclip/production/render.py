@@ -278,7 +278,9 @@ def render_cli(preset: str, out: str | None = None, overrides: list[str] | tuple
                 bar = console_bar(total=event["total_iterations"], initial=event["total_iteration"] - 1, unit="it",
                                   desc="render", dynamic_ncols=True, file=sys.stderr)
             bar.update(1)
-            bar.set_postfix(frame=f"{event['frame'] + 1}/{event['frames']}", loss=f"{event['losses']['total']:.3f}", refresh=False)
+            # sampled engines report no loss ("losses": {}): their bar shows the frame alone
+            loss = {"loss": f"{event['losses']['total']:.3f}"} if "total" in event["losses"] else {}
+            bar.set_postfix(frame=f"{event['frame'] + 1}/{event['frames']}", **loss, refresh=False)
         elif event["event"] == "frame" and bar is not None:
             line = f"frame {event['frame'] + 1}/{event['frames']}: {event['path']}"
             if is_terminal(sys.stderr):
