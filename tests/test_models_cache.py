@@ -220,7 +220,7 @@ def test_resolve_model_rejects_a_wrong_kind_and_bad_specs_in_one_line(tmp_path):
 
 def test_every_packaged_entry_follows_the_schema():
     infos = registry.all_models()
-    assert {i.kind for i in infos} == {"vqgan", "clip", "denoiser"}
+    assert {i.kind for i in infos} == {"vqgan", "clip", "denoiser", "diffusion", "motion_adapter", "metric"}
     clip = [i.name for i in infos if i.kind == "clip"]
     assert {"ViT-B-32/openai", "ViT-B-16/openai", "RN50/openai", "ViT-L-14/openai", "toy"} <= set(clip)
     assert any("laion" in n for n in clip)

@@ -18,6 +18,8 @@ __all__ = ["ENGINES", "engine_names", "get_engine"]
 ENGINES: dict[str, str] = {
     "vqgan": "vqclip.production.generators.vqgan:VQGANGenerator",
     "pixels": "vqclip.production.generators.pixels:PixelGenerator",
+    "t2v_zero": "vqclip.production.engines.t2v_zero:T2VZeroEngine",
+    "animatediff": "vqclip.production.engines.animatediff:AnimateDiffEngine",
 }
 
 
