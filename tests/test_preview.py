@@ -34,3 +34,17 @@ def test_estimate_config_follows_the_engine():
                                                         "models.vqgan=imagenet_f16_16384"]))
     assert pixels.cutn == 4  # the views objective's count, not cutouts.cutn (32)
     assert pixels.total_bytes < 0.5 * vqgan.total_bytes  # no decoder: ~2.7 GiB against ~10 GiB
+
+
+def test_diffusion_engines_are_estimated_by_their_own_estimator_and_offer_the_largest_size_that_fits():
+    import vqclip
+    from vqclip.preproduction.estimate import T4, check_fit
+
+    small = vqclip.estimate_config(vqclip.load_config("t2v_zero_t4"))
+    assert small.engine == "t2v_zero" and 1.0 < small.total_gib < T4.total_bytes / 2**30
+    assert "frames" in small.summary() and "T4" in small.summary()
+    big = check_fit(vqclip.load_config("t2v_zero_t4", ["size.width=2048", "size.height=2048"]), gpu=T4)
+    assert not big.fits and big.largest is not None
+    w, h = big.largest
+    assert w == h and w % 8 == 0 and w < 2048  # the same aspect, a size the VAE can take
+    assert check_fit(vqclip.load_config("t2v_zero_t4", [f"size.width={w}", f"size.height={h}"]), gpu=T4).fits

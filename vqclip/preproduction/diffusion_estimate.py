@@ -136,6 +136,18 @@ class DiffusionEstimate:
         phase = max(self.denoise_weights_bytes + self.denoise_bytes, self.decode_weights_bytes + self.decode_bytes)
         return int(phase * FRAGMENTATION) + self.context_bytes
 
+    @property
+    def total_gib(self) -> float:
+        """:attr:`total_bytes` in GiB."""
+        from vqclip.preproduction.estimate import GiB
+
+        return self.total_bytes / GiB
+
+    def summary(self) -> str:
+        """One line: size, frames, memory and time of the whole render on a T4."""
+        return (f"{self.width}x{self.height}, {self.frames} frames, {self.engine}, {self.precision}: ~{self.total_gib:.1f} GiB GPU memory, "
+                f"~{self.seconds() / 60:.1f} min on a T4 (estimate)")
+
     def seconds(self, gpu: Any = None) -> float:
         """Estimated seconds for the whole render on ``gpu`` (default: Colab's T4)."""
         from vqclip.preproduction.estimate import T4
@@ -221,7 +233,7 @@ def estimate(cfg: Any, gpu: Any = None) -> tuple[int, float]:
     """``(peak GPU bytes, seconds)`` of a render config whose engine is t2v_zero or animatediff."""
     g = cfg.generation
     engine = g.engine
-    options = getattr(g, engine)
+    options = g.sections[engine]
     precision = (getattr(g, "precision", "auto") or "auto").lower()
     precision = "fp16" if precision == "auto" else precision
     folder = cfg.models.diffusion.get("path") if isinstance(cfg.models.diffusion, dict) else None

@@ -402,10 +402,55 @@ def estimate(width: int = 640, height: int = 384, model: str | dict | None = "im
     return Estimator(model, clip, augmentations).step(width, height, cutn, precision)
 
 
-def estimate_config(cfg, precision: str | None = None) -> StepEstimate:
-    """Estimate one step of a :class:`~vqclip.settings.render.RenderConfig` (precision ``auto`` means a T4's fp16)."""
+def estimate_config(cfg, precision: str | None = None):
+    """Estimate a :class:`~vqclip.settings.render.RenderConfig` by its engine: one step (optimized) or the whole render (sampled)."""
+    if _is_sampled(cfg):
+        return _sampled_estimate(cfg, cfg.size.width, cfg.size.height, precision)
     est, cutn = _estimator_for(cfg)
     return est.step(cfg.size.width, cfg.size.height, cutn, precision or cfg.generation.precision)
+
+
+def _is_sampled(cfg) -> bool:
+    from vqclip.production.engines import get_engine
+
+    return get_engine(cfg.generation.engine).family == "sampled"
+
+
+def _sampled_estimate(cfg, width: int, height: int, precision: str | None = None):
+    """The diffusion engines' whole-render estimate (:mod:`vqclip.preproduction.diffusion_estimate`) at a size."""
+    from vqclip.preproduction.diffusion_estimate import estimate_sampled
+
+    g = cfg.generation
+    p = (precision or g.precision or "auto").lower()
+    p = "fp16" if p == "auto" else p
+    folder = cfg.models.diffusion.get("path") if isinstance(cfg.models.diffusion, dict) else None
+    adapter = cfg.models.motion_adapter.get("path") if isinstance(cfg.models.motion_adapter, dict) else None
+    e = estimate_sampled(g.engine, width, height, cfg.animation.frames, g.sections[g.engine], p, folder, adapter)
+    return e
+
+
+def _sampled_fit(cfg, precision: str | None, gpu) -> FitReport:
+    """check_fit for a diffusion engine: the render's peak against the GPU, else the largest size of the aspect (multiples of 8)."""
+    budget = gpu.total_bytes
+    w, h = cfg.size.width, cfg.size.height
+    est = _sampled_estimate(cfg, w, h, precision)
+    fits = est.total_bytes <= budget
+    largest = None
+    if not fits:
+        for scale in [i / 16 for i in range(15, 1, -1)]:
+            cw, ch = max(8, int(w * scale) // 8 * 8), max(8, int(h * scale) // 8 * 8)
+            if _sampled_estimate(cfg, cw, ch, precision).total_bytes <= budget:
+                largest = (cw, ch)
+                break
+    need, have = est.total_bytes / GiB, budget / GiB
+    if fits:
+        msg = f"fits: ~{need:.1f} GiB of {have:.1f} GiB on {gpu.name}, ~{est.seconds(gpu if isinstance(gpu, GpuSpec) else None) / 60:.1f} min (estimate)"
+    elif largest:
+        msg = (f"too big: ~{need:.1f} GiB needed, {gpu.name} has {have:.1f} GiB; the largest {w}:{h} size that fits is "
+               f"{largest[0]}x{largest[1]} (or fewer frames per chunk, or model CPU offload)")
+    else:
+        msg = f"too big: ~{need:.1f} GiB needed, {gpu.name} has {have:.1f} GiB, and even a small size does not fit"
+    return FitReport(est, gpu.name, budget, fits, largest, msg)
 
 
 def _estimator_for(cfg) -> tuple[Estimator, int]:
@@ -442,6 +487,8 @@ def check_fit(target, width: int | None = None, height: int | None = None, cutn:
         est = target
         if width is None or height is None:
             raise ConfigError("check_fit: an Estimator needs width and height")
+    elif _is_sampled(target):
+        return _sampled_fit(target, precision, gpu or detect_gpu() or T4)
     else:
         est, cutn = _estimator_for(target)
         width, height = target.size.width, target.size.height
