@@ -200,7 +200,7 @@ def test_user_file_adds_a_mirror_a_local_file_and_a_new_entry(server, weights_by
     assert resolve_model("ViT-B-32/openai", "clip").found == "cache"
     den = resolve_model("cyclegan_text2video", "denoiser", download=False)
     assert den.path == local and den.found == "user-file" and model_status("cyclegan_text2video") == "local"
-    assert registry.list_models("metric") == ["my_metric"] and resolve_model("my_metric", "metric").path.is_file()
+    assert "my_metric" in registry.list_models("metric") and resolve_model("my_metric", "metric").path.is_file()
     assert str(user) in format_model_table()
     user.write_text("models:\n- name: imagenet_f16_16384\n  arch: {n_embed: 3}\n")
     with pytest.raises(ConfigError, match="a user file may change only its files"):
