@@ -103,9 +103,18 @@ def smoke_preset(data: dict) -> dict:
     unread = unread_keys(gen.get("engine") or "vqgan", gen.get("objective"))  # e.g. the pixel engine has no VQGAN and no cutouts
     if "models.vqgan" not in unread:
         d["models"]["vqgan"] = "toy"
-    d["models"]["clip"] = [{"spec": "toy", "weight": 1.0}]
-    d["size"] = {"width": 48, "height": 32}
-    gen.update(iterations_first_frame=4, iterations_per_frame=2, device="cpu", max_iterations=-1)
+    engine = gen.get("engine") or "vqgan"
+    gen.update(device="cpu", max_iterations=-1)
+    if "models.clip" in unread:  # a diffusion engine: the toy diffusion pack, 64 px (its latents are 16x16)
+        d["models"]["diffusion"] = "toy"
+        if "models.motion_adapter" not in unread:
+            d["models"]["motion_adapter"] = "toy"
+        d["size"] = {"width": 64, "height": 64}
+        gen[engine] = {**(gen.get(engine) or {}), "steps": 4}
+    else:
+        d["models"]["clip"] = [{"spec": "toy", "weight": 1.0}]
+        d["size"] = {"width": 48, "height": 32}
+        gen.update(iterations_first_frame=4, iterations_per_frame=2)
     if "generation.cutouts" not in unread:
         gen["cutouts"] = {**(gen.get("cutouts") or {}), "cutn": 4}
     if "generation.views" not in unread:
