@@ -16,6 +16,7 @@ __all__ = ["CutoutsObjective", "CutoutsOptions"]
 class CutoutsOptions:
     """Settings of the ``cutouts`` objective (``generation.cutouts`` in a preset)."""
 
+    mode: str = "crops"  # crops | pooled; see vqclip.production.cutouts.CUTOUT_MODES
     cutn: int = field(default=32, metadata={"range": (1, 1024)})  # random crops of the frame per step, all through CLIP in one batch
     cut_pow: float = field(default=1.0, metadata={"range": (0, 10)})  # crop size distribution: >1 favours small crops (detail), <1 large ones (composition)
     augmentations: list[str] = field(default_factory=lambda: ["affine", "perspective", "jitter", "erasing"])  # see vqclip.production.cutouts.AUGMENTATIONS
@@ -29,9 +30,12 @@ class CutoutsObjective(Objective):
 
     @classmethod
     def validate_options(cls, options: CutoutsOptions, key: str) -> None:
-        """cutn 1..1024, cut_pow in (0, 10], augmentations from the known names."""
-        from vqclip.production.cutouts import AUGMENTATIONS
+        """mode from CUTOUT_MODES, cutn 1..1024, cut_pow in (0, 10], augmentations from the known names."""
+        from vqclip.production.cutouts import AUGMENTATIONS, CUTOUT_MODES
 
+        if options.mode not in CUTOUT_MODES:
+            allowed = "; ".join(f"{k} ({v})" for k, v in CUTOUT_MODES.items())
+            raise ConfigError(f"{key}.mode: {options.mode!r} is not allowed; use one of: {allowed}")
         if isinstance(options.cutn, bool) or not isinstance(options.cutn, int) or not 1 <= options.cutn <= 1024:
             raise ConfigError(f"{key}.cutn: {options.cutn!r} is not allowed; use a whole number 1..1024")
         if not 0 < options.cut_pow <= 10:
@@ -46,7 +50,7 @@ class CutoutsObjective(Objective):
         from vqclip.production.cutouts import Cutouts
 
         o: CutoutsOptions = ctx.options(cls.name)
-        makers = {s: Cutouts(s, o.cutn, o.cut_pow, o.augmentations).to(ctx.device) for s in sorted({p.input_size for p in perceptors})}
+        makers = {s: Cutouts(s, o.cutn, o.cut_pow, o.augmentations, o.mode).to(ctx.device) for s in sorted({p.input_size for p in perceptors})}
         return cls(perceptors, bank, makers)
 
     def __init__(self, perceptors: list, bank, makers: dict):
