@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-pytest.importorskip("diffusers")
 
-from tests.helpers_diffusion import dummy_motion_adapter_folder, dummy_sd_folder  # noqa: E402
-from vqclip.errors import ConfigError  # noqa: E402
-from vqclip.production.prompts import Prompt, Scene, Timeline  # noqa: E402
+from tests.helpers_diffusion import dummy_motion_adapter_folder, dummy_sd_folder
+from vqclip.errors import ConfigError
+from vqclip.production.prompts import Prompt, Scene, Timeline
 
 TIMELINE = Timeline((Scene((Prompt("a red fox"),), (), 3), Scene((Prompt("blue sea"),), (), 3)))
 

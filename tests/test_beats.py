@@ -11,7 +11,6 @@ from vqclip.production.schedule import parse_schedule
 
 from helpers_media import write_wav
 
-pytest.importorskip("librosa")
 
 SR = 22050
 FPS = 12

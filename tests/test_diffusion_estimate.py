@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-pytest.importorskip("diffusers")
 
-from tests.helpers_diffusion import dummy_motion_adapter_folder, dummy_sd_folder  # noqa: E402
-from vqclip.production.animate import Motion  # noqa: E402
-from vqclip.production.prompts import Prompt, Scene, Timeline  # noqa: E402
+from tests.helpers_diffusion import dummy_motion_adapter_folder, dummy_sd_folder
+from vqclip.production.animate import Motion
+from vqclip.production.prompts import Prompt, Scene, Timeline
 
 TIMELINE = Timeline((Scene((Prompt("fox"),), (), 9),))
 

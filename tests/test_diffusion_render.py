@@ -7,12 +7,11 @@ import pytest
 import yaml
 from PIL import Image
 
-pytest.importorskip("diffusers")
 
-from tests.helpers_diffusion import dummy_motion_adapter_folder, dummy_sd_folder  # noqa: E402
-from vqclip.errors import ConfigError  # noqa: E402
-from vqclip.production.render import render  # noqa: E402
-from vqclip.settings.render import load_config  # noqa: E402
+from tests.helpers_diffusion import dummy_motion_adapter_folder, dummy_sd_folder
+from vqclip.errors import ConfigError
+from vqclip.production.render import render
+from vqclip.settings.render import load_config
 
 
 @pytest.fixture(scope="module")

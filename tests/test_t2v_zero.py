@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-pytest.importorskip("diffusers")
 
-from tests.helpers_diffusion import dummy_sd_folder  # noqa: E402
-from vqclip.errors import ConfigError  # noqa: E402
-from vqclip.production.animate import Motion  # noqa: E402
-from vqclip.production.prompts import Prompt, Scene, Timeline  # noqa: E402
+from tests.helpers_diffusion import dummy_sd_folder
+from vqclip.errors import ConfigError
+from vqclip.production.animate import Motion
+from vqclip.production.prompts import Prompt, Scene, Timeline
 
 
 @pytest.fixture(scope="module")
