@@ -154,3 +154,12 @@ def test_production_panel_takes_a_typed_config(smoke_env):
     assert shrunk.generation.seed == 99 and shrunk.size.width == 48 and shrunk.animation.angle == cfg.animation.angle
     result = prod.run()
     assert result is not None and result.completed and result.out_dir.name == "typed", prod.message.value
+
+
+def test_pre_panel_estimates_a_diffusion_engine_by_its_own_estimator(smoke_env):
+    from vqclip.ui.pre import PreProductionPanel
+
+    p = PreProductionPanel(smoke_env, preset="t2v_zero_t4", estimate=False)
+    p._check_fit()
+    assert p.last_fit is not None and p.last_fit.fits
+    assert "t2v_zero" in p.memory.value and "frames" in p.memory.value and "GiB" in p.memory.value

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import re
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -305,11 +304,6 @@ class PreProductionPanel(widgets.VBox):
         from vqclip.preproduction.estimate import T4, check_fit
         from vqclip.settings.render import load_config
 
-        engine = self.controls.engine.value
-        if engine not in OPTIMIZED:  # sampled engines have no estimate yet: say so plainly, not as an error
-            self.memory.value = (f"<small>no memory estimate for the {html.escape(engine)} engine yet; the diffusion "
-                                 "engines need a GPU with about 12 GB (a T4 has 15)</small>")
-            return
         try:
             cfg = load_config(self.preset_dict(smoke=False))  # the real render, also in smoke mode
             fit = check_fit(cfg, gpu=self.env.gpu or T4)
@@ -320,8 +314,11 @@ class PreProductionPanel(widgets.VBox):
         where = "" if self.env.gpu else " (no GPU here: checked against a Colab T4)"
         smoke = " The smoke render itself is tiny: this is for the real one." if self.env.smoke else ""
         s = fit.estimate
-        line = (f"{cfg.generation.engine} engine: ~{s.total_gib:.1f} GiB GPU memory, ~{s.seconds_per_iteration():.2f} s per "
-                f"step on a T4 ({s.tflop:.2f} TFLOP, {s.precision}; estimates){where}.{smoke}")
+        if cfg.generation.engine in OPTIMIZED:
+            line = (f"{cfg.generation.engine} engine: ~{s.total_gib:.1f} GiB GPU memory, ~{s.seconds_per_iteration():.2f} s per "
+                    f"step on a T4 ({s.tflop:.2f} TFLOP, {s.precision}; estimates){where}.{smoke}")
+        else:  # a diffusion engine: the whole render (denoising + decoding), not one step
+            line = f"{s.summary()}{where}.{smoke}"
         color = "#070" if fit.fits else "#b00"
         self.memory.value = f"<b style='color:{color}'>{html.escape(fit.message)}</b><br><small>{html.escape(line)}</small>"
         self.use_largest.disabled = fit.fits or fit.largest is None
