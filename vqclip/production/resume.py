@@ -27,12 +27,23 @@ STATE_FILE = "resume.pt"
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
+    import errno
+    import shutil
+
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:  # any error, Ctrl-C included: no half-written temp file stays behind
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            free = shutil.disk_usage(path.parent).free
+            raise ConfigError(f"disk full: cannot write {path.name!r} in {str(path.parent)!r} "
+                              f"({len(data) / 2**20:.1f} MiB needed, {free / 2**20:.1f} MiB free); free some space and resume with --resume") from None
+        raise
 
 
 def capture_rng() -> dict[str, Any]:
