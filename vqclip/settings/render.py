@@ -467,7 +467,7 @@ def _build_output(d: dict) -> OutputConfig:
     d = _mapping("output", d)
     _check_keys("output", d, _fields(OutputConfig))
     c = OutputConfig()
-    c.fps = _num("output.fps", d.get("fps", c.fps), 0.0, 240.0, lo_open=True)
+    c.fps = _num("output.fps", d.get("fps", c.fps), 1.0, 240.0)  # below 1 fps a "video" is a slide show ffmpeg players stall on
     c.images_interval = _int("output.images_interval", d.get("images_interval", c.images_interval), 0)
     c.video = _bool("output.video", d.get("video", c.video))
     q = d.get("video_quality", c.video_quality)
