@@ -137,6 +137,8 @@ def _optimize_frames(run: RunFolder, ctx, emit) -> tuple[str, int, list[float]]:
     model_label = ", ".join([generator.describe()] + [f"clip:{_spec_label(p.spec)}" for p in cfg.models.clip])
     if state is not None:
         run.check_frames(state["frame"])
+    elif cfg.prompts.init_image:
+        load_image01(cfg.prompts.init_image, (ctx.height, ctx.width))  # a broken init image fails before the folder changes
     run.commit()  # models are loaded: only now may the folder change
 
     # b. Start fresh, or restore the state saved at a frame boundary or at a stop.

@@ -384,6 +384,7 @@ MOVED_KEYS = {
 }
 
 #: generation.* keys only optimized engines read (a sampled engine given one is a ConfigError).
+MAX_STEPS = 100_000  # steps per frame: 500x the paper's first frame; beyond it a render never ends on any GPU
 OPTIMIZED_KEYS = ("iterations_first_frame", "iterations_per_frame", "lr", "optimizer", "reset_optimizer", "stability_weight", "objective")
 
 
@@ -426,8 +427,8 @@ def _build_generation(d: dict) -> GenerationConfig:
     if engine.family != "optimized":
         return c  # the optimized-only keys stay null (giving one is caught by _check_owned)
     defaults = engine.defaults(c.options)
-    c.iterations_first_frame = _int("generation.iterations_first_frame", _or(d.get("iterations_first_frame"), defaults["iterations_first_frame"]), 1)
-    c.iterations_per_frame = _int("generation.iterations_per_frame", _or(d.get("iterations_per_frame"), defaults["iterations_per_frame"]), 1)
+    c.iterations_first_frame = _int("generation.iterations_first_frame", _or(d.get("iterations_first_frame"), defaults["iterations_first_frame"]), 1, MAX_STEPS)
+    c.iterations_per_frame = _int("generation.iterations_per_frame", _or(d.get("iterations_per_frame"), defaults["iterations_per_frame"]), 1, MAX_STEPS)
     c.lr = _num("generation.lr", _or(d.get("lr"), defaults["lr"]), 0.0, 100.0, lo_open=True)
     c.stability_weight = _num("generation.stability_weight", _or(d.get("stability_weight"), defaults["stability_weight"]), 0.0)
     c.optimizer = _choice("generation.optimizer", d.get("optimizer", c.optimizer), list(OPTIMIZERS))
@@ -468,7 +469,7 @@ def _build_output(d: dict) -> OutputConfig:
     _check_keys("output", d, _fields(OutputConfig))
     c = OutputConfig()
     c.fps = _num("output.fps", d.get("fps", c.fps), 1.0, 240.0)  # below 1 fps a "video" is a slide show ffmpeg players stall on
-    c.images_interval = _int("output.images_interval", d.get("images_interval", c.images_interval), 0)
+    c.images_interval = _int("output.images_interval", d.get("images_interval", c.images_interval), 0, MAX_STEPS)
     c.video = _bool("output.video", d.get("video", c.video))
     q = d.get("video_quality", c.video_quality)
     if isinstance(q, str) and q.lower() in QUALITY_LEVELS:
