@@ -114,3 +114,20 @@ def test_two_processes_one_folder(echo, tmp_path):
         holder.kill()
         holder.wait()
     assert render(echo, out, overwrite=True).completed  # the dead holder's lock is stale
+
+
+def test_resume_from_the_folder_alone_needs_no_flags(echo, tmp_path, monkeypatch, capsys):
+    from vqclip.production.render import render_cli
+
+    monkeypatch.chdir(tmp_path)
+    preset = tmp_path / "p.yaml"
+    import yaml
+
+    preset.write_text(yaml.safe_dump(echo))
+    stop = lambda e: "stop" if e["event"] == "iteration" and e["total_iteration"] == 4 else None  # noqa: E731
+    assert render_cli(str(preset), out="r", overrides=["generation.seed=9"], callback=stop) == 0
+    assert len(list((tmp_path / "r" / "frames").iterdir())) == 2
+    assert render_cli("r", resume=True) == 0  # the folder: its settings.yaml (seed 9 included), itself as OUT
+    assert len(list((tmp_path / "r" / "frames").iterdir())) == 5
+    assert render_cli(str(preset), out="r") == 0  # a new render of the same preset: r-2, said on stderr
+    assert "r holds an earlier render, kept as it is; this one is in r-2" in capsys.readouterr().err

@@ -324,3 +324,19 @@ def test_an_optimized_setting_given_to_a_sampled_engine_is_a_clear_error(echo):
         load_config(echo, ["generation.lr=0.2"])
     with pytest.raises(ConfigError, match=r"^models\.vqgan: 'toy' is set, but generation\.engine 'echo' does not read it; it is read by generation\.engine: vqgan"):
         load_config(echo, ["models.vqgan=toy"])
+
+
+def test_a_finished_render_is_extended_with_more_frames(tiny, tmp_path):
+    """`--resume --set animation.frames=N` continues a finished render: the same frames as N from the start."""
+    tiny["animation"]["frames"] = 4
+    whole = render(tiny, tmp_path / "whole")
+    tiny["animation"]["frames"] = 2
+    assert render(tiny, tmp_path / "ext").completed
+    tiny["animation"]["frames"] = 4
+    longer = render(tiny, tmp_path / "ext", resume=True)
+    assert longer.completed and len(longer.frames) == 4 and longer.iterations == whole.iterations
+    for x, y in zip(_frames(whole.out_dir), _frames(longer.out_dir)):
+        assert np.array_equal(x, y)
+    tiny["animation"]["frames"] = 3
+    with pytest.raises(ConfigError, match=r"only a larger animation.frames may extend"):
+        render(tiny, tmp_path / "ext", resume=True)

@@ -142,11 +142,15 @@ class RunFolder:
         run = cls(out, cfg, state, overwrite)
         if state is not None and state["config_hash"] != run.chash:
             changed = settings_diff(state.get("settings") or {}, frame_settings(cfg))
-            what = "; ".join(changed[:4]) if changed else f"hash {run.chash} vs {state['config_hash']}"
-            raise ConfigError(
-                f"--resume: the settings differ from the render in {str(out)!r} ({what}); resume with the same "
-                f"preset and --set values (see its settings.yaml), or render to a new folder"
-            )
+            if _extends(changed, state, cfg):  # more frames after the last one: continue from its saved state
+                run.state = state = {**state, "complete": False}
+            else:
+                what = "; ".join(changed[:4]) if changed else f"hash {run.chash} vs {state['config_hash']}"
+                raise ConfigError(
+                    f"--resume: the settings differ from the render in {str(out)!r} ({what}); resume with the same "
+                    f"preset and --set values (see its settings.yaml), or render to a new folder "
+                    f"(only a larger animation.frames may extend a render)"
+                )
         if state is None and not overwrite and holds_render(out):
             raise ConfigError(f"output folder {str(out)!r} holds an earlier render; render to {str(next_free_folder(out))!r} "
                               f"(the default), or pass --overwrite (overwrite=True) to replace it")
@@ -254,6 +258,21 @@ class RunFolder:
             completed=completed, stop_reason=stop_reason, seconds=time.time() - self.t0, video=video,
             contact_sheet=sheet, frame_losses=frame_losses,
         )
+
+
+def _extends(changed: list[str], state: dict, cfg: RenderConfig) -> bool:
+    """True when the only change is a larger ``animation.frames`` for an optimized engine (its state is per frame).
+
+    ``vqclip render OUT --resume --set animation.frames=N`` then extends a finished render: frames
+    0..old-1 stay as they are and the new ones continue from the last frame's saved state, exactly as
+    a render of N frames from the start would have made them. Sampled engines are excluded: their
+    chunks depend on the frame count.
+    """
+    from vqclip.production.engines import get_engine
+
+    old = ((state.get("settings") or {}).get("animation") or {}).get("frames")
+    return (isinstance(old, int) and changed == [f"animation.frames: {old!r} -> {cfg.animation.frames!r}"]
+            and cfg.animation.frames > old and get_engine(cfg.generation.engine).family == "optimized")
 
 
 def _finished(out: Path) -> bool:
