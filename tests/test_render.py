@@ -340,3 +340,25 @@ def test_a_finished_render_is_extended_with_more_frames(tiny, tmp_path):
     tiny["animation"]["frames"] = 3
     with pytest.raises(ConfigError, match=r"only a larger animation.frames may extend"):
         render(tiny, tmp_path / "ext", resume=True)
+
+
+def test_state_is_saved_inside_the_first_frame_so_a_hard_kill_costs_few_steps(tiny, tmp_path):
+    """output.save_every: a crash with no handler (as kill -9) at step 5 of frame 0 resumes from step 4, to the same frames."""
+    import torch as _torch
+
+    whole = render(tiny, tmp_path / "whole")
+    tiny["output"]["save_every"] = 2
+
+    def crash(e):
+        if e["event"] == "iteration" and e["frame"] == 0 and e["iteration"] == 5:
+            raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        render(tiny, tmp_path / "o", callback=crash)
+    state = _torch.load(tmp_path / "o" / "resume.pt", weights_only=True)
+    assert (state["frame"], state["iteration"]) == (0, 4) and not list((tmp_path / "o").glob(".*tmp*"))
+    assert not (tmp_path / "o" / ".lock").exists()  # released on the error path too
+    rest = render(tiny, tmp_path / "o", resume=True)
+    assert rest.completed and rest.iterations == whole.iterations
+    for x, y in zip(_frames(whole.out_dir), _frames(rest.out_dir)):
+        assert np.array_equal(x, y)

@@ -204,6 +204,8 @@ def _optimize_frames(run: RunFolder, ctx, emit) -> tuple[str, int, list[float]]:
                 if reply == "stop" or sigint.requested:
                     stop_reason = "interrupted" if sigint.requested else "stopped"
                     break
+                if cfg.output.save_every and done_it % cfg.output.save_every == 0 and done_it < iterations:
+                    snapshot(f, done_it)  # a kill -9 (no handler runs) then costs at most save_every steps
             if stop_reason in ("interrupted", "stopped"):
                 snapshot(f, done_it)  # mid-frame: resume finishes this frame
                 break

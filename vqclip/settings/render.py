@@ -144,6 +144,7 @@ class OutputConfig:
     video: bool = True  # write the draft video.mp4 (H.264, yuv420p, +faststart)
     video_quality: str | int = "high"  # lossless | high | medium | low | draft, or an x264 CRF 0..51
     contact_sheet: bool = True  # write contact_sheet.png, a grid of frames to judge a render at a glance
+    save_every: int = 25  # also save resume.pt every N optimizer steps inside a frame (0 = at frame boundaries only): a kill costs at most N steps
 
 
 @dataclass
@@ -478,6 +479,7 @@ def _build_output(d: dict) -> OutputConfig:
         raise ConfigError(f"output.video_quality: {q!r} is not allowed; use one of {', '.join(QUALITY_LEVELS)} or a CRF number 0..51")
     c.video_quality = q
     c.contact_sheet = _bool("output.contact_sheet", d.get("contact_sheet", c.contact_sheet))
+    c.save_every = _int("output.save_every", d.get("save_every", c.save_every), 0, MAX_STEPS)
     return c
 
 
