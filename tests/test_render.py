@@ -362,3 +362,21 @@ def test_state_is_saved_inside_the_first_frame_so_a_hard_kill_costs_few_steps(ti
     assert rest.completed and rest.iterations == whole.iterations
     for x, y in zip(_frames(whole.out_dir), _frames(rest.out_dir)):
         assert np.array_equal(x, y)
+
+
+def test_sgd_gets_a_learning_rate_that_moves_the_frame(tmp_path):
+    """optimizer: sgd with lr left null: its own default (Adam's x100); at Adam's lr the frame would not move."""
+    base = {"prompts": {"texts": "a red circle on a blue background"}, "size": {"width": 32, "height": 32},
+            "models": {"vqgan": "toy", "clip": ["toy"]}, "generation": {"device": "cpu", "seed": 1, "optimizer": "sgd"},
+            "animation": {"frames": 1}, "output": {"video": False, "contact_sheet": False, "images_interval": 0}}
+    assert load_config(base).generation.lr == pytest.approx(10.0)  # vqgan's 0.1 x 100
+    assert load_config(dict(base, generation=dict(base["generation"], lr=0.5))).generation.lr == 0.5  # a given lr is kept
+
+    def pixels(steps, lr=None):
+        g = dict(base["generation"], iterations_first_frame=steps, **({"lr": lr} if lr else {}))
+        r = render(dict(base, generation=g), tmp_path / f"s{steps}-{lr}")
+        return np.asarray(Image.open(r.frames[0])).astype(float)
+
+    start = pixels(1)
+    assert np.abs(pixels(20) - start).mean() > 10  # grey levels: the default moves it
+    assert np.abs(pixels(20, lr=0.1) - pixels(1, lr=0.1)).mean() < 1  # why: Adam's lr leaves an SGD frame as it was

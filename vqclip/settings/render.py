@@ -385,6 +385,7 @@ MOVED_KEYS = {
 }
 
 #: generation.* keys only optimized engines read (a sampled engine given one is a ConfigError).
+SGD_LR_SCALE = 100.0  # generation.lr: null with optimizer sgd -> the engine's (Adam) default times this
 MAX_STEPS = 100_000  # steps per frame: 500x the paper's first frame; beyond it a render never ends on any GPU
 OPTIMIZED_KEYS = ("iterations_first_frame", "iterations_per_frame", "lr", "optimizer", "reset_optimizer", "stability_weight", "objective")
 
@@ -430,9 +431,12 @@ def _build_generation(d: dict) -> GenerationConfig:
     defaults = engine.defaults(c.options)
     c.iterations_first_frame = _int("generation.iterations_first_frame", _or(d.get("iterations_first_frame"), defaults["iterations_first_frame"]), 1, MAX_STEPS)
     c.iterations_per_frame = _int("generation.iterations_per_frame", _or(d.get("iterations_per_frame"), defaults["iterations_per_frame"]), 1, MAX_STEPS)
-    c.lr = _num("generation.lr", _or(d.get("lr"), defaults["lr"]), 0.0, 100.0, lo_open=True)
-    c.stability_weight = _num("generation.stability_weight", _or(d.get("stability_weight"), defaults["stability_weight"]), 0.0)
     c.optimizer = _choice("generation.optimizer", d.get("optimizer", c.optimizer), list(OPTIMIZERS))
+    # Plain SGD has no per-parameter scaling: at Adam's step size the gradients of a spherical CLIP loss move
+    # a toy VQGAN frame by 0.0 grey levels in 20 steps; 100x (capped at the lr range) moves it as far as Adam.
+    default_lr = min(100.0, defaults["lr"] * SGD_LR_SCALE) if c.optimizer == "sgd" else defaults["lr"]
+    c.lr = _num("generation.lr", _or(d.get("lr"), default_lr), 0.0, 100.0, lo_open=True)
+    c.stability_weight = _num("generation.stability_weight", _or(d.get("stability_weight"), defaults["stability_weight"]), 0.0)
     c.reset_optimizer = _bool("generation.reset_optimizer", d.get("reset_optimizer", c.reset_optimizer))
     c.objective = _choice("generation.objective", _or(d.get("objective"), engine.default_objective), list(OBJECTIVES))
     return c
