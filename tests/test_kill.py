@@ -81,3 +81,36 @@ def test_kill_9_at_random_points_loses_no_frame(echo, tmp_path):
         assert again.returncode == 0, again.stderr[-2000:]
         final = _pixels(out)
         assert len(final) == 12 and all(np.array_equal(a, b) for a, b in zip(final, whole))
+
+
+def test_disk_full_is_one_line_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    import errno
+
+    from vqclip.errors import ConfigError
+    from vqclip.production import resume
+
+    real_fsync = os.fsync
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(resume.os, "fsync", full)
+    with pytest.raises(ConfigError, match=r"^disk full: cannot write 'resume.pt' in '.*' \(1\.0 MiB needed, [\d.]+ MiB free\); free some space"):
+        resume.atomic_write_bytes(tmp_path / "resume.pt", b"x" * 2**20)
+    monkeypatch.setattr(resume.os, "fsync", real_fsync)
+    assert list(tmp_path.iterdir()) == []  # neither the target nor its .resume.pt.tmp<pid>
+
+
+def test_an_error_while_writing_keeps_the_previous_file(tmp_path, monkeypatch):
+    from vqclip.production import resume
+
+    target = tmp_path / "contact_sheet.png"
+    target.write_bytes(b"old")
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(resume.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        resume.atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["contact_sheet.png"]
