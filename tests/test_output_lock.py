@@ -131,3 +131,11 @@ def test_resume_from_the_folder_alone_needs_no_flags(echo, tmp_path, monkeypatch
     assert len(list((tmp_path / "r" / "frames").iterdir())) == 5
     assert render_cli(str(preset), out="r") == 0  # a new render of the same preset: r-2, said on stderr
     assert "r holds an earlier render, kept as it is; this one is in r-2" in capsys.readouterr().err
+
+
+def test_an_unwritable_output_folder_is_one_line(echo, tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match=r"is a file, not a folder"):
+        render(echo, tmp_path / "file")
+    with pytest.raises(ConfigError, match=r"output folder '.*file/sub' cannot be written \(Not a directory\)"):
+        render(echo, tmp_path / "file" / "sub")

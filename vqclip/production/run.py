@@ -159,10 +159,10 @@ class RunFolder:
 
     def _take_lock(self) -> None:
         """Write ``.lock`` with our pid (exclusive create; a stale lock of a dead pid is replaced)."""
-        self.out.mkdir(parents=True, exist_ok=True)
         lock = self.out / LOCK_FILE
         for _ in range(2):
             try:
+                self.out.mkdir(parents=True, exist_ok=True)
                 fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 holder = locked_by_other(self.out)
@@ -171,6 +171,9 @@ class RunFolder:
                                       f"wait for it to end or choose another output folder") from None
                 lock.unlink(missing_ok=True)  # stale: its process is gone
                 continue
+            except OSError as exc:  # read-only Drive, no permission, a file where a folder should be
+                raise ConfigError(f"output folder {str(self.out)!r} cannot be written ({exc.strerror or exc}); "
+                                  f"choose a folder you can write to") from None
             with os.fdopen(fd, "w") as fh:
                 fh.write(f"{os.getpid()}\n")
             self._lock = lock
