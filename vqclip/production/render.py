@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from vqclip.production.run import RenderResult, RunFolder, StopOnSigint, holds_render, locked_by_other, next_free_folder, to_pil
+from vqclip.production.run import RenderResult, RunFolder, StopOnSigint, holds_render, holds_unfinished, locked_by_other, next_free_folder, to_pil
 from vqclip.settings.render import RenderConfig, load_config
 
 __all__ = ["RenderResult", "render", "render_cli", "planned_iterations", "frame_iterations"]
@@ -69,7 +69,7 @@ def render(
     emit = callback or (lambda event: None)
     cfg = config if isinstance(config, RenderConfig) else load_config(config)
     out = Path(out_dir).expanduser()
-    if not resume and not overwrite and ((holds_render(out) and not _unfinished(out)) or locked_by_other(out)):
+    if not resume and not overwrite and ((holds_render(out) and not holds_unfinished(out)) or locked_by_other(out)):
         out = next_free_folder(out)  # an unfinished one is RunFolder.open's clear error: continue it with --resume
     # 1. Check inputs and open the run folder: the config, the seed, the resume state, the lock (nothing written yet).
     run = RunFolder.open(out, cfg, resume, overwrite)
@@ -86,13 +86,6 @@ def render(
     emit({"event": "done", "result": result})
     return result
 
-
-def _unfinished(out: Path) -> bool:
-    """True when ``out`` holds resume state of a render that has not ended."""
-    from vqclip.production.resume import STATE_FILE
-    from vqclip.production.run import _finished
-
-    return (out / STATE_FILE).is_file() and not _finished(out)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ import yaml
 from vqclip.errors import ConfigError
 from vqclip.settings.render import RenderConfig, config_hash, config_to_dict, frame_settings, settings_diff
 
-__all__ = ["RenderResult", "RunFolder", "StopOnSigint", "to_pil", "FRAME_NAME", "next_free_folder", "holds_render", "locked_by_other", "LOCK_FILE"]
+__all__ = ["RenderResult", "RunFolder", "StopOnSigint", "to_pil", "FRAME_NAME", "next_free_folder", "holds_render", "locked_by_other", "holds_unfinished", "LOCK_FILE"]
 
 FRAME_NAME = "{:06d}.png"
 _FRAME_RE = re.compile(r"^\d{6}\.png$")
@@ -276,6 +276,14 @@ def _extends(changed: list[str], state: dict, cfg: RenderConfig) -> bool:
     old = ((state.get("settings") or {}).get("animation") or {}).get("frames")
     return (isinstance(old, int) and changed == [f"animation.frames: {old!r} -> {cfg.animation.frames!r}"]
             and cfg.animation.frames > old and get_engine(cfg.generation.engine).family == "optimized")
+
+
+def holds_unfinished(out: str | Path) -> bool:
+    """True when ``out`` holds resume state of a render that has not ended (continue it with ``--resume``)."""
+    from vqclip.production.resume import STATE_FILE
+
+    out = Path(out).expanduser()
+    return (out / STATE_FILE).is_file() and not _finished(out)
 
 
 def _finished(out: Path) -> bool:
