@@ -60,7 +60,7 @@ def tiny(monkeypatch):
     """Renders with TinyPerceptors in place of the configured CLIP models; returns the frames as float tensors."""
     def run(tmp_path, preset, perceptors=None):
         perceptors = perceptors or [TinyPerceptor()]
-        monkeypatch.setattr("vqclip.production.render._load_perceptors", lambda cfg, device: perceptors)
+        monkeypatch.setattr("vqclip.production.render._load_perceptors", lambda cfg, device, callback=None: perceptors)
         out = tmp_path / f"r{len(list(tmp_path.iterdir())) if tmp_path.exists() else 0}"
         result = render(load_config(preset), out)
         assert result.completed

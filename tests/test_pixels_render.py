@@ -208,6 +208,9 @@ def test_pixels_settings_yaml_holds_only_what_the_engine_reads_resolved(tmp_path
 
     cfg = load_config(preset)
     run = RunFolder.open(tmp_path / "out", cfg, resume=False)
+    assert not run.settings.exists()  # open only checks and locks; commit() (after the models load) writes
+    run.commit()
+    run.release()
     settings = yaml.safe_load(run.settings.read_text())
     assert "vqgan" not in settings["models"] and {"pixels", "views"} <= set(settings["generation"])
     for key in unread_keys("pixels"):

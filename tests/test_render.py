@@ -324,3 +324,59 @@ def test_an_optimized_setting_given_to_a_sampled_engine_is_a_clear_error(echo):
         load_config(echo, ["generation.lr=0.2"])
     with pytest.raises(ConfigError, match=r"^models\.vqgan: 'toy' is set, but generation\.engine 'echo' does not read it; it is read by generation\.engine: vqgan"):
         load_config(echo, ["models.vqgan=toy"])
+
+
+def test_a_finished_render_is_extended_with_more_frames(tiny, tmp_path):
+    """`--resume --set animation.frames=N` continues a finished render: the same frames as N from the start."""
+    tiny["animation"]["frames"] = 4
+    whole = render(tiny, tmp_path / "whole")
+    tiny["animation"]["frames"] = 2
+    assert render(tiny, tmp_path / "ext").completed
+    tiny["animation"]["frames"] = 4
+    longer = render(tiny, tmp_path / "ext", resume=True)
+    assert longer.completed and len(longer.frames) == 4 and longer.iterations == whole.iterations
+    for x, y in zip(_frames(whole.out_dir), _frames(longer.out_dir)):
+        assert np.array_equal(x, y)
+    tiny["animation"]["frames"] = 3
+    with pytest.raises(ConfigError, match=r"only a larger animation.frames may extend"):
+        render(tiny, tmp_path / "ext", resume=True)
+
+
+def test_state_is_saved_inside_the_first_frame_so_a_hard_kill_costs_few_steps(tiny, tmp_path):
+    """output.save_every: a crash with no handler (as kill -9) at step 5 of frame 0 resumes from step 4, to the same frames."""
+    import torch as _torch
+
+    whole = render(tiny, tmp_path / "whole")
+    tiny["output"]["save_every"] = 2
+
+    def crash(e):
+        if e["event"] == "iteration" and e["frame"] == 0 and e["iteration"] == 5:
+            raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        render(tiny, tmp_path / "o", callback=crash)
+    state = _torch.load(tmp_path / "o" / "resume.pt", weights_only=True)
+    assert (state["frame"], state["iteration"]) == (0, 4) and not list((tmp_path / "o").glob(".*tmp*"))
+    assert not (tmp_path / "o" / ".lock").exists()  # released on the error path too
+    rest = render(tiny, tmp_path / "o", resume=True)
+    assert rest.completed and rest.iterations == whole.iterations
+    for x, y in zip(_frames(whole.out_dir), _frames(rest.out_dir)):
+        assert np.array_equal(x, y)
+
+
+def test_sgd_gets_a_learning_rate_that_moves_the_frame(tmp_path):
+    """optimizer: sgd with lr left null: its own default (Adam's x100); at Adam's lr the frame would not move."""
+    base = {"prompts": {"texts": "a red circle on a blue background"}, "size": {"width": 32, "height": 32},
+            "models": {"vqgan": "toy", "clip": ["toy"]}, "generation": {"device": "cpu", "seed": 1, "optimizer": "sgd"},
+            "animation": {"frames": 1}, "output": {"video": False, "contact_sheet": False, "images_interval": 0}}
+    assert load_config(base).generation.lr == pytest.approx(10.0)  # vqgan's 0.1 x 100
+    assert load_config(dict(base, generation=dict(base["generation"], lr=0.5))).generation.lr == 0.5  # a given lr is kept
+
+    def pixels(steps, lr=None):
+        g = dict(base["generation"], iterations_first_frame=steps, **({"lr": lr} if lr else {}))
+        r = render(dict(base, generation=g), tmp_path / f"s{steps}-{lr}")
+        return np.asarray(Image.open(r.frames[0])).astype(float)
+
+    start = pixels(1)
+    assert np.abs(pixels(20) - start).mean() > 10  # grey levels: the default moves it
+    assert np.abs(pixels(20, lr=0.1) - pixels(1, lr=0.1)).mean() < 1  # why: Adam's lr leaves an SGD frame as it was

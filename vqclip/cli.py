@@ -17,7 +17,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from vqclip.progress import ConsoleProgress
 
     with ConsoleProgress() as show:
-        return render_cli(args.preset, out=args.out, overrides=args.set or [], resume=args.resume, callback=show)
+        return render_cli(args.preset, out=args.out, overrides=args.set or [], resume=args.resume, callback=show,
+                          overwrite=args.overwrite)
 
 
 def _cmd_post(args: argparse.Namespace) -> int:
@@ -201,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("preset", help="a preset YAML path or a bundled preset name (see `vqclip presets`)")
     p.add_argument("-o", "--out", default=None, help="output folder (default: renders/<preset>)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. generation.seed=3")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted render in OUT")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted render in OUT (`vqclip render OUT --resume` needs no other flags)")
+    p.add_argument("--overwrite", action="store_true", help="replace the render in OUT (default: a new render goes to OUT-2, OUT-3...)")
     p.set_defaults(func=_cmd_render)
 
     p = sub.add_parser("post", help="post-production: speed, fades, joins, titles, music, export")

@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from vqclip.production.run import RenderResult, RunFolder, StopOnSigint, to_pil
+from vqclip.production.run import RenderResult, RunFolder, StopOnSigint, holds_render, holds_unfinished, locked_by_other, next_free_folder, to_pil
 from vqclip.settings.render import RenderConfig, load_config
 
 __all__ = ["RenderResult", "render", "render_cli", "planned_iterations", "frame_iterations"]
@@ -56,22 +56,36 @@ def render(
     out_dir: str | Path,
     callback: Callable[[dict], Any] | None = None,
     resume: bool = False,
+    overwrite: bool = False,
 ) -> RenderResult:
-    """Render frames, settings, a contact sheet and a draft video into ``out_dir`` (see the module doc for events)."""
+    """Render frames, settings, a contact sheet and a draft video into ``out_dir`` (see the module doc for events).
+
+    A folder that holds a finished render is never replaced: the new render goes to ``out_dir-2``, ``-3``...
+    (``result.out_dir`` says which) unless ``overwrite=True``. Nothing in the folder changes until the
+    settings, device, precision and models are ready, so a bad setting leaves an earlier render untouched.
+    """
     from vqclip.production.engines import get_engine
 
     emit = callback or (lambda event: None)
-    # 1. Check inputs and open the run folder: the config, the seed, settings.yaml, the resume state.
-    run = RunFolder.open(out_dir, config if isinstance(config, RenderConfig) else load_config(config), resume)
-    # 2. Device, precision and seeding (global RNGs: kornia's augmentations draw from torch's).
-    ctx = _context(run, emit)
-    # 3. Make the frames with the engine's family loop.
-    loop = _optimize_frames if get_engine(run.cfg.generation.engine).family == "optimized" else _sample_chunks
-    stop_reason, iterations, frame_losses = loop(run, ctx, emit)
-    # 4. Finish: contact sheet and draft video from every frame on disk; the done event.
-    result = run.finish(stop_reason, iterations, frame_losses)
+    cfg = config if isinstance(config, RenderConfig) else load_config(config)
+    out = Path(out_dir).expanduser()
+    if not resume and not overwrite and ((holds_render(out) and not holds_unfinished(out)) or locked_by_other(out)):
+        out = next_free_folder(out)  # an unfinished one is RunFolder.open's clear error: continue it with --resume
+    # 1. Check inputs and open the run folder: the config, the seed, the resume state, the lock (nothing written yet).
+    run = RunFolder.open(out, cfg, resume, overwrite)
+    try:
+        # 2. Device, precision and seeding (global RNGs: kornia's augmentations draw from torch's).
+        ctx = _context(run, emit)
+        # 3. Make the frames with the engine's family loop (it commits the folder once its models are loaded).
+        loop = _optimize_frames if get_engine(run.cfg.generation.engine).family == "optimized" else _sample_chunks
+        stop_reason, iterations, frame_losses = loop(run, ctx, emit)
+        # 4. Finish: contact sheet and draft video from every frame on disk; the done event.
+        result = run.finish(stop_reason, iterations, frame_losses)
+    finally:
+        run.release()
     emit({"event": "done", "result": result})
     return result
+
 
 
 # ----------------------------------------------------------------------------------------------
@@ -114,6 +128,11 @@ def _optimize_frames(run: RunFolder, ctx, emit) -> tuple[str, int, list[float]]:
     bank = PromptBank.build(ctx.timeline, perceptors, [p.weight for p in cfg.models.clip], ctx.device)
     objective = get_objective(gen.objective).build(ctx, perceptors, bank)
     model_label = ", ".join([generator.describe()] + [f"clip:{_spec_label(p.spec)}" for p in cfg.models.clip])
+    if state is not None:
+        run.check_frames(state["frame"])
+    elif cfg.prompts.init_image:
+        load_image01(cfg.prompts.init_image, (ctx.height, ctx.width))  # a broken init image fails before the folder changes
+    run.commit()  # models are loaded: only now may the folder change
 
     # b. Start fresh, or restore the state saved at a frame boundary or at a stop.
     first_frame, first_iteration, total_done = 0, 0, 0
@@ -178,6 +197,8 @@ def _optimize_frames(run: RunFolder, ctx, emit) -> tuple[str, int, list[float]]:
                 if reply == "stop" or sigint.requested:
                     stop_reason = "interrupted" if sigint.requested else "stopped"
                     break
+                if cfg.output.save_every and done_it % cfg.output.save_every == 0 and done_it < iterations:
+                    snapshot(f, done_it)  # a kill -9 (no handler runs) then costs at most save_every steps
             if stop_reason in ("interrupted", "stopped"):
                 snapshot(f, done_it)  # mid-frame: resume finishes this frame
                 break
@@ -206,6 +227,9 @@ def _sample_chunks(run: RunFolder, ctx, emit) -> tuple[str, int, list[float]]:
     engine_cls = get_engine(cfg.generation.engine)
     engine = engine_cls.build(ctx)
     chunks = engine_cls.chunks(cfg)
+    if state is not None:
+        run.check_frames(chunks[state["chunk"] - 1].stop if state["chunk"] > 0 else 0)
+    run.commit()  # the engine is loaded: only now may the folder change
     n_frames, planned, cap = cfg.animation.frames, planned_iterations(cfg), cfg.generation.max_iterations
     first_chunk, total_done = 0, 0
     if state is not None:
@@ -264,11 +288,24 @@ def _spec_label(spec: str | dict) -> str:
 
 
 def render_cli(preset: str, out: str | None = None, overrides: list[str] | tuple = (), resume: bool = False,
-               callback: Callable[[dict], Any] | None = None) -> int:
-    """`vqclip render PRESET [-o OUT] [--set k=v ...] [--resume]`; events go to ``callback`` (the CLI's bars); returns the exit code."""
+               callback: Callable[[dict], Any] | None = None, overwrite: bool = False) -> int:
+    """`vqclip render PRESET [-o OUT] [--set k=v ...] [--resume] [--overwrite]`; events go to ``callback`` (the CLI's bars); returns the exit code.
+
+    ``vqclip render OUT --resume`` (or ``OUT/settings.yaml``) continues the render in OUT with its own settings.
+    """
+    given = Path(str(preset)).expanduser()
+    if given.is_dir() and (given / "settings.yaml").is_file():
+        given = given / "settings.yaml"
+    if given.name == "settings.yaml" and given.is_file():  # a render folder: its settings, and the folder itself as OUT
+        preset = str(given)
+        out = out or str(given.parent)
     cfg = load_config(preset, list(overrides or []))
     out_dir = Path(out) if out else Path("renders") / Path(str(preset)).stem
-    result = render(cfg, out_dir, callback=callback, resume=resume)
+    result = render(cfg, out_dir, callback=callback, resume=resume, overwrite=overwrite)
+    if result.out_dir != out_dir.expanduser():
+        print(f"{out_dir} holds an earlier render, kept as it is; this one is in {result.out_dir} "
+              f"(--overwrite replaces it)", file=sys.stderr)
+    out_dir = result.out_dir
     if not result.completed:
         how = {"interrupted": "interrupted", "stopped": "stopped", "max_iterations": "stopped at generation.max_iterations"}[result.stop_reason]
         keep = [o for o in overrides or [] if not o.replace(" ", "").startswith("generation.max_iterations=")]

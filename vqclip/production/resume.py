@@ -27,12 +27,23 @@ STATE_FILE = "resume.pt"
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
+    import errno
+    import shutil
+
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:  # any error, Ctrl-C included: no half-written temp file stays behind
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            free = shutil.disk_usage(path.parent).free
+            raise ConfigError(f"disk full: cannot write {path.name!r} in {str(path.parent)!r} "
+                              f"({len(data) / 2**20:.1f} MiB needed, {free / 2**20:.1f} MiB free); free some space and resume with --resume") from None
+        raise
 
 
 def capture_rng() -> dict[str, Any]:
@@ -81,6 +92,16 @@ def load_state(out_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"--resume: {str(path)!r} does not exist; there is no render to continue in {str(out_dir)!r} (run without --resume)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file: say which and what to do
-        raise ConfigError(f"--resume: {str(path)!r} cannot be read ({type(exc).__name__}: {exc}); delete it to start over") from None
+        raise ConfigError(f"--resume: {str(path)!r} cannot be read ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}); "
+                          f"delete it to start over") from None
+    # A readable file of the wrong shape (another tool's, an older vqclip's) must not fail deep inside the render.
+    kinds = {"seed": int, "config_hash": str, "total_iterations": int, "rng": dict}
+    wrong = [k for k, t in kinds.items() if not isinstance(state, dict) or not isinstance(state.get(k), t) or isinstance(state.get(k), bool)]
+    if isinstance(state, dict) and not wrong and not (isinstance(state.get("frame"), int) or isinstance(state.get("chunk"), int)):
+        wrong = ["frame or chunk"]
+    if wrong:
+        raise ConfigError(f"--resume: {str(path)!r} is not a vqclip resume state (missing or wrong: {', '.join(wrong)}); "
+                          f"delete it to start over, or render to a new folder")
+    return state

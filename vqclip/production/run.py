@@ -7,6 +7,11 @@ Layout::
     contact_sheet.png       a grid of frames
     video.mp4               the draft video (H.264, yuv420p, even size, +faststart)
     resume.pt               state to continue after a disconnect or Ctrl-C (``resume=True``)
+    .lock                   the pid of the render that owns the folder (removed when it ends; a dead pid's lock is stale)
+
+A folder is owned by one render at a time. A new render never replaces an earlier one: it goes to
+:func:`next_free_folder` (``name-2``, ``name-3``...) unless ``overwrite=True``. Nothing in the folder
+changes until the render's checks, device, precision and models are ready (:meth:`RunFolder.commit`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+import os
 import re
 import secrets
 import signal
@@ -29,10 +35,52 @@ import yaml
 from vqclip.errors import ConfigError
 from vqclip.settings.render import RenderConfig, config_hash, config_to_dict, frame_settings, settings_diff
 
-__all__ = ["RenderResult", "RunFolder", "StopOnSigint", "to_pil", "FRAME_NAME"]
+__all__ = ["RenderResult", "RunFolder", "StopOnSigint", "to_pil", "FRAME_NAME", "next_free_folder", "holds_render", "locked_by_other", "holds_unfinished", "LOCK_FILE"]
 
 FRAME_NAME = "{:06d}.png"
 _FRAME_RE = re.compile(r"^\d{6}\.png$")
+LOCK_FILE = ".lock"
+# what a render leaves in its folder: removed together when a render is overwritten
+_OUTPUTS = ("video.mp4", "contact_sheet.png", "resume.pt")
+
+
+def holds_render(out: str | Path) -> bool:
+    """True when ``out`` holds anything of a render (frames, settings, state, video), a lock file aside."""
+    out = Path(out).expanduser()
+    if not out.is_dir():
+        return False
+    return any(p.name != LOCK_FILE for p in out.iterdir())
+
+
+def next_free_folder(out: str | Path) -> Path:
+    """``out`` when it holds no render, else the first free ``out-2``, ``out-3``...: a new render never replaces one."""
+    base = Path(out).expanduser()
+    candidate, n = base, 1
+    while holds_render(candidate) or locked_by_other(candidate) is not None:
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def locked_by_other(out: Path) -> int | None:
+    """The pid of another live process that holds ``out``'s lock, else None (no lock, a stale one, or ours)."""
+    try:
+        pid = int((out / LOCK_FILE).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if pid != os.getpid() and _pid_alive(pid) else None
 
 
 @dataclass
@@ -55,8 +103,11 @@ class RenderResult:
 class RunFolder:
     """One render's output folder: opened with the config (seed drawn, resume checked), written frame by frame."""
 
-    def __init__(self, out: Path, cfg: RenderConfig, state: dict | None):
-        self.out, self.cfg, self.state = out, cfg, state
+    def __init__(self, out: Path, cfg: RenderConfig, state: dict | None, overwrite: bool = False):
+        self.out, self.cfg, self.state, self.overwrite = out, cfg, state, overwrite
+        self.created = not out.exists()  # an empty folder we made only for the lock goes away on failure
+        self.committed = False
+        self._lock: Path | None = None
         self.frames_dir = out / "frames"
         self.seed = cfg.generation.seed
         self.chash = config_hash(cfg)
@@ -64,13 +115,19 @@ class RunFolder:
         self.t0 = time.time()
 
     @classmethod
-    def open(cls, out_dir: str | Path, cfg: RenderConfig, resume: bool) -> "RunFolder":
-        """Check the folder against ``resume``, fix the seed, write settings.yaml; ConfigError on a mismatch."""
+    def open(cls, out_dir: str | Path, cfg: RenderConfig, resume: bool, overwrite: bool = False) -> "RunFolder":
+        """Check the folder against ``resume``, fix the seed and take the lock; ConfigError on a mismatch. Nothing else changes yet."""
         from vqclip.production.resume import STATE_FILE, load_state
 
         out = Path(out_dir).expanduser()
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"output folder: {str(out)!r} is a file, not a folder; choose a folder path")
+        holder = locked_by_other(out)
+        if holder is not None:
+            raise ConfigError(f"output folder {str(out)!r} is in use by another render (pid {holder}, {str(out / LOCK_FILE)!r}); "
+                              f"wait for it to end or choose another output folder")
         state = load_state(out) if resume else None
-        if state is None and (out / STATE_FILE).is_file() and not _finished(out):
+        if state is None and not overwrite and (out / STATE_FILE).is_file() and not _finished(out):
             raise ConfigError(
                 f"output folder {str(out)!r} holds an unfinished render; continue it with --resume "
                 f"(resume=True) or choose another output folder"
@@ -82,21 +139,80 @@ class RunFolder:
         else:
             seed = cfg.generation.seed if cfg.generation.seed >= 0 else secrets.randbelow(2**31)
         cfg = dataclasses.replace(cfg, generation=dataclasses.replace(cfg.generation, seed=seed))
-        run = cls(out, cfg, state)
+        run = cls(out, cfg, state, overwrite)
         if state is not None and state["config_hash"] != run.chash:
             changed = settings_diff(state.get("settings") or {}, frame_settings(cfg))
-            what = "; ".join(changed[:4]) if changed else f"hash {run.chash} vs {state['config_hash']}"
-            raise ConfigError(
-                f"--resume: the settings differ from the render in {str(out)!r} ({what}); resume with the same "
-                f"preset and --set values (see its settings.yaml), or render to a new folder"
-            )
-        run.frames_dir.mkdir(parents=True, exist_ok=True)
-        if state is None:
-            for old in run.frames_dir.iterdir():  # a finished older render in this folder: replace its frames
+            if _extends(changed, state, cfg):  # more frames after the last one: continue from its saved state
+                run.state = state = {**state, "complete": False}
+            else:
+                what = "; ".join(changed[:4]) if changed else f"hash {run.chash} vs {state['config_hash']}"
+                raise ConfigError(
+                    f"--resume: the settings differ from the render in {str(out)!r} ({what}); resume with the same "
+                    f"preset and --set values (see its settings.yaml), or render to a new folder "
+                    f"(only a larger animation.frames may extend a render)"
+                )
+        if state is None and not overwrite and holds_render(out):
+            raise ConfigError(f"output folder {str(out)!r} holds an earlier render; render to {str(next_free_folder(out))!r} "
+                              f"(the default), or pass --overwrite (overwrite=True) to replace it")
+        run._take_lock()
+        return run
+
+    def _take_lock(self) -> None:
+        """Write ``.lock`` with our pid (exclusive create; a stale lock of a dead pid is replaced)."""
+        lock = self.out / LOCK_FILE
+        for _ in range(2):
+            try:
+                self.out.mkdir(parents=True, exist_ok=True)
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = locked_by_other(self.out)
+                if holder is not None:
+                    raise ConfigError(f"output folder {str(self.out)!r} is in use by another render (pid {holder}); "
+                                      f"wait for it to end or choose another output folder") from None
+                lock.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            except OSError as exc:  # read-only Drive, no permission, a file where a folder should be
+                raise ConfigError(f"output folder {str(self.out)!r} cannot be written ({exc.strerror or exc}); "
+                                  f"choose a folder you can write to") from None
+            with os.fdopen(fd, "w") as fh:
+                fh.write(f"{os.getpid()}\n")
+            self._lock = lock
+            return
+        raise ConfigError(f"output folder {str(self.out)!r}: could not take the lock {str(lock)!r}; choose another output folder")
+
+    def release(self) -> None:
+        """Drop the lock; remove the folder when this render made it and never wrote anything."""
+        if self._lock is not None:
+            self._lock.unlink(missing_ok=True)
+            self._lock = None
+        if self.created and not self.committed:
+            try:
+                self.out.rmdir()
+            except OSError:
+                pass
+
+    def check_frames(self, count: int) -> None:
+        """A resume relies on frames ``0..count-1``: ConfigError naming the missing ones (never a short video)."""
+        missing = [FRAME_NAME.format(i) for i in range(count) if not (self.frames_dir / FRAME_NAME.format(i)).is_file()]
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise ConfigError(f"--resume: {str(self.frames_dir)!r} lacks {shown}, which the saved state relies on; "
+                              f"render again with --overwrite (or into a new folder)")
+
+    def commit(self) -> None:
+        """The first change to the folder, once checks and models are ready: stale outputs out, settings.yaml in."""
+        self.frames_dir.mkdir(parents=True, exist_ok=True)
+        # A new or overwriting render: nothing of an earlier one may sit beside its frames.
+        stale = ["video.mp4", "contact_sheet.png"]  # a resumed render makes both again from all its frames
+        if self.state is None:
+            stale = list(_OUTPUTS)
+            for old in self.frames_dir.iterdir():
                 if _FRAME_RE.match(old.name):
                     old.unlink()
-        run._write_settings()
-        return run
+        for name in stale:
+            (self.out / name).unlink(missing_ok=True)
+        self._write_settings()
+        self.committed = True
 
     def _write_settings(self) -> None:
         from vqclip.production.resume import atomic_write_bytes
@@ -147,6 +263,29 @@ class RunFolder:
         )
 
 
+def _extends(changed: list[str], state: dict, cfg: RenderConfig) -> bool:
+    """True when the only change is a larger ``animation.frames`` for an optimized engine (its state is per frame).
+
+    ``vqclip render OUT --resume --set animation.frames=N`` then extends a finished render: frames
+    0..old-1 stay as they are and the new ones continue from the last frame's saved state, exactly as
+    a render of N frames from the start would have made them. Sampled engines are excluded: their
+    chunks depend on the frame count.
+    """
+    from vqclip.production.engines import get_engine
+
+    old = ((state.get("settings") or {}).get("animation") or {}).get("frames")
+    return (isinstance(old, int) and changed == [f"animation.frames: {old!r} -> {cfg.animation.frames!r}"]
+            and cfg.animation.frames > old and get_engine(cfg.generation.engine).family == "optimized")
+
+
+def holds_unfinished(out: str | Path) -> bool:
+    """True when ``out`` holds resume state of a render that has not ended (continue it with ``--resume``)."""
+    from vqclip.production.resume import STATE_FILE
+
+    out = Path(out).expanduser()
+    return (out / STATE_FILE).is_file() and not _finished(out)
+
+
 def _finished(out: Path) -> bool:
     """True when ``out`` holds a completed render (its state says so)."""
     from vqclip.production.resume import load_state
@@ -191,23 +330,33 @@ def _write_contact_sheet(frames: list[Path], path: Path, max_frames: int = 24, c
 
 
 class StopOnSigint:
-    """Turn the first Ctrl-C into a request to stop at the next step (state gets saved); the second one raises."""
+    """Turn the first Ctrl-C, SIGTERM or SIGHUP into a request to stop at the next step (state gets saved); a second one raises.
+
+    SIGTERM is what ``kill``, Colab's runtime restart and job schedulers send; SIGHUP comes when the terminal
+    closes: both deserve the same saved state as Ctrl-C.
+    """
+
+    SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
     def __init__(self):
         self.requested = False
-        self._previous = None
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
 
     def _handler(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
+        self.signum = signum
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handler)
         return self
 
     def __exit__(self, *exc: Any):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        self._previous = {}
         return False

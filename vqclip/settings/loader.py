@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -27,6 +28,12 @@ from vqclip.errors import ConfigError
 __all__ = ["did_you_mean", "read_yaml", "build", "parse_override_value", "apply_override", "MAX_ALIASES"]
 
 MAX_ALIASES = 100  # anchors and aliases a preset may use: far above real presets, far below a "billion laughs"
+MAX_DEPTH = 40  # nesting a preset may use: real ones need 5; thousands of "[" would exhaust Python's stack
+
+# Numbers as YAML 1.2 (and JSON, and Python) read them: 1e-3 is a number, 1:30 is text (YAML 1.1 read it
+# as 90, base 60), 010 is ten. One table for preset files and --set values alike.
+_INT_RE = re.compile(r"^(?:[-+]?[0-9][0-9_]*|0x[0-9a-fA-F_]+|0o[0-7_]+)$")
+_FLOAT_RE = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
 
 
 def did_you_mean(word: Any, choices) -> str:
@@ -36,11 +43,17 @@ def did_you_mean(word: Any, choices) -> str:
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys and counts aliases."""
+    """SafeLoader that refuses duplicate keys, counts aliases, bounds nesting and reads numbers as YAML 1.2."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
 
     def __init__(self, stream):
         super().__init__(stream)
         self.aliases = 0
+        self.depth = 0
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
@@ -48,7 +61,31 @@ class _StrictLoader(yaml.SafeLoader):
             if self.aliases > MAX_ALIASES:
                 mark = self.peek_event().start_mark
                 raise yaml.YAMLError(f"more than {MAX_ALIASES} aliases (*name) at line {mark.line + 1}")
-        return super().compose_node(parent, index)
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.YAMLError(f"nested more than {MAX_DEPTH} levels deep at line {mark.line + 1}")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_yaml_int(self, node):
+        text = str(self.construct_scalar(node)).replace("_", "")
+        try:
+            if text[:2] in ("0x", "0o"):
+                return int(text, 16 if text[1] == "x" else 8)
+            return int(text, 10)
+        except ValueError:
+            raise yaml.YAMLError(f"{text!r} at line {node.start_mark.line + 1} is tagged !!int but is not a whole number") from None
+
+    def construct_yaml_float(self, node):
+        text = str(self.construct_scalar(node)).replace("_", "").lower()
+        try:
+            return float({".inf": "inf", "+.inf": "inf", "-.inf": "-inf", ".nan": "nan"}.get(text, text))
+        except ValueError:
+            raise yaml.YAMLError(f"{text!r} at line {node.start_mark.line + 1} is tagged !!float but is not a number") from None
+
 
     def construct_mapping(self, node, deep=False):
         seen = {}
@@ -58,6 +95,31 @@ class _StrictLoader(yaml.SafeLoader):
                 raise yaml.YAMLError(f"the key {key!r} appears twice (lines {seen[key] + 1} and {key_node.start_mark.line + 1}); keep one")
             seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep)
+
+
+for _first in "-+0123456789":
+    _StrictLoader.add_implicit_resolver("tag:yaml.org,2002:int", _INT_RE, [_first])
+for _first in "-+.0123456789":
+    _StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_RE, [_first])
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
+_StrictLoader.add_constructor("tag:yaml.org,2002:float", _StrictLoader.construct_yaml_float)
+
+
+def _check_text(value: Any, what: str, path: str = "") -> None:
+    """Refuse text that cannot be written as UTF-8 (a lone surrogate such as "\\ud800"): settings.yaml and PNG metadata need it."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ConfigError(f"{path or what}: the text has a lone surrogate {value[exc.start]!r} at character {exc.start} "
+                              f"(not a real character); use plain UTF-8 text") from None
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_text(k, what, path)
+            _check_text(v, what, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_text(v, what, f"{path}.{i}" if path else str(i))
 
 
 def read_yaml(source: str | Path, what: str) -> Any:
@@ -71,11 +133,15 @@ def read_yaml(source: str | Path, what: str) -> Any:
     else:
         text = source
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{what}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}{_colon_hint(exc, text)}") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # a constructor refusing a tagged value (!!timestamp x, !!binary ...)
+        raise ConfigError(f"{what}: a value cannot be read ({exc}); remove the !!tag or fix the value") from None
+    _check_text(data, what)
+    return data
 
 
 def _colon_hint(exc: yaml.YAMLError, text: str) -> str:
@@ -208,10 +274,15 @@ def build(cls: type, data: dict, where: str = "", *, shorthand: dict | None = No
 
 def parse_override_value(raw: str) -> Any:
     """The value of a ``key=value`` override, read as YAML; text that only looks like a mapping stays text."""
+    _check_text(raw, "--set value")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = yaml.load(raw, Loader=_StrictLoader) if raw.strip() else ""  # noqa: S506 - the same reader as preset files
+    except yaml.YAMLError as exc:
+        if "tagged" in str(exc) or "nested more" in str(exc) or "aliases" in str(exc):
+            raise ConfigError(f"--set value {raw[:60]!r}: {exc}") from None
         return raw
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ConfigError(f"--set value {raw[:60]!r} cannot be read ({exc}); remove the !!tag or fix the value") from None
     # "a cat: 2" reads as a YAML mapping; a prompt or a title is what was meant unless a mapping was written.
     if isinstance(value, dict) and not raw.strip().startswith("{"):
         return raw

@@ -144,6 +144,7 @@ class OutputConfig:
     video: bool = True  # write the draft video.mp4 (H.264, yuv420p, +faststart)
     video_quality: str | int = "high"  # lossless | high | medium | low | draft, or an x264 CRF 0..51
     contact_sheet: bool = True  # write contact_sheet.png, a grid of frames to judge a render at a glance
+    save_every: int = 25  # also save resume.pt every N optimizer steps inside a frame (0 = at frame boundaries only): a kill costs at most N steps
 
 
 @dataclass
@@ -384,6 +385,8 @@ MOVED_KEYS = {
 }
 
 #: generation.* keys only optimized engines read (a sampled engine given one is a ConfigError).
+SGD_LR_SCALE = 100.0  # generation.lr: null with optimizer sgd -> the engine's (Adam) default times this
+MAX_STEPS = 100_000  # steps per frame: 500x the paper's first frame; beyond it a render never ends on any GPU
 OPTIMIZED_KEYS = ("iterations_first_frame", "iterations_per_frame", "lr", "optimizer", "reset_optimizer", "stability_weight", "objective")
 
 
@@ -426,11 +429,14 @@ def _build_generation(d: dict) -> GenerationConfig:
     if engine.family != "optimized":
         return c  # the optimized-only keys stay null (giving one is caught by _check_owned)
     defaults = engine.defaults(c.options)
-    c.iterations_first_frame = _int("generation.iterations_first_frame", _or(d.get("iterations_first_frame"), defaults["iterations_first_frame"]), 1)
-    c.iterations_per_frame = _int("generation.iterations_per_frame", _or(d.get("iterations_per_frame"), defaults["iterations_per_frame"]), 1)
-    c.lr = _num("generation.lr", _or(d.get("lr"), defaults["lr"]), 0.0, 100.0, lo_open=True)
-    c.stability_weight = _num("generation.stability_weight", _or(d.get("stability_weight"), defaults["stability_weight"]), 0.0)
+    c.iterations_first_frame = _int("generation.iterations_first_frame", _or(d.get("iterations_first_frame"), defaults["iterations_first_frame"]), 1, MAX_STEPS)
+    c.iterations_per_frame = _int("generation.iterations_per_frame", _or(d.get("iterations_per_frame"), defaults["iterations_per_frame"]), 1, MAX_STEPS)
     c.optimizer = _choice("generation.optimizer", d.get("optimizer", c.optimizer), list(OPTIMIZERS))
+    # Plain SGD has no per-parameter scaling: at Adam's step size the gradients of a spherical CLIP loss move
+    # a toy VQGAN frame by 0.0 grey levels in 20 steps; 100x (capped at the lr range) moves it as far as Adam.
+    default_lr = min(100.0, defaults["lr"] * SGD_LR_SCALE) if c.optimizer == "sgd" else defaults["lr"]
+    c.lr = _num("generation.lr", _or(d.get("lr"), default_lr), 0.0, 100.0, lo_open=True)
+    c.stability_weight = _num("generation.stability_weight", _or(d.get("stability_weight"), defaults["stability_weight"]), 0.0)
     c.reset_optimizer = _bool("generation.reset_optimizer", d.get("reset_optimizer", c.reset_optimizer))
     c.objective = _choice("generation.objective", _or(d.get("objective"), engine.default_objective), list(OBJECTIVES))
     return c
@@ -467,8 +473,8 @@ def _build_output(d: dict) -> OutputConfig:
     d = _mapping("output", d)
     _check_keys("output", d, _fields(OutputConfig))
     c = OutputConfig()
-    c.fps = _num("output.fps", d.get("fps", c.fps), 0.0, 240.0, lo_open=True)
-    c.images_interval = _int("output.images_interval", d.get("images_interval", c.images_interval), 0)
+    c.fps = _num("output.fps", d.get("fps", c.fps), 1.0, 240.0)  # below 1 fps a "video" is a slide show ffmpeg players stall on
+    c.images_interval = _int("output.images_interval", d.get("images_interval", c.images_interval), 0, MAX_STEPS)
     c.video = _bool("output.video", d.get("video", c.video))
     q = d.get("video_quality", c.video_quality)
     if isinstance(q, str) and q.lower() in QUALITY_LEVELS:
@@ -477,6 +483,7 @@ def _build_output(d: dict) -> OutputConfig:
         raise ConfigError(f"output.video_quality: {q!r} is not allowed; use one of {', '.join(QUALITY_LEVELS)} or a CRF number 0..51")
     c.video_quality = q
     c.contact_sheet = _bool("output.contact_sheet", d.get("contact_sheet", c.contact_sheet))
+    c.save_every = _int("output.save_every", d.get("save_every", c.save_every), 0, MAX_STEPS)
     return c
 
 
