@@ -186,7 +186,7 @@ def build_case(name: str, precision_name: str, device_name: str):
     vq_modules = [m for m in (getattr(generator, "model", None), perceptor) if m is not None]
     plain_modules = [m for m in (plain_model, plain_perceptor) if m is not None]
     label = f"{name}: {engine} {cfg.size.width}x{cfg.size.height}"
-    return label, device, precision, (plain_step, plain_modules), (vqclip_step, vq_modules)
+    return label, device, precision, (plain_step, plain_modules), (vqclip_step, vq_modules), cfg
 
 
 def measure(name: str, args) -> dict:
@@ -197,7 +197,7 @@ def measure(name: str, args) -> dict:
     from bench_render import saved_activation_bytes
 
     t = time.perf_counter()
-    label, device, precision, (plain, plain_mods), (vq, vq_mods) = build_case(name, args.precision, args.device)
+    label, device, precision, (plain, plain_mods), (vq, vq_mods), cfg = build_case(name, args.precision, args.device)
     setup = time.perf_counter() - t
     for _ in range(args.warmup):
         plain(), vq()
@@ -228,6 +228,12 @@ def measure(name: str, args) -> dict:
         out[side] = {"s_it": med, "times": times[side], "mem": mem, "tflops": flops / med / 1e12,
                      "share": (flops / med / 1e12 / peak) if peak else None}
     out["ratio"] = out["plain"]["s_it"] / out["vqclip"]["s_it"]
+    out["estimate"] = None
+    if device.type == "cuda":  # the estimator's bytes (CUDA context excluded) against what the step allocated
+        from vqclip.preproduction.estimate import estimate_config
+
+        est = estimate_config(cfg, precision.name)
+        out["estimate"] = est.total_bytes - est.context_bytes
     return out
 
 
@@ -254,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         p, v = r["plain"], r["vqclip"]
         share = "/".join(f"{x['share'] * 100:.1f}%" if x["share"] is not None else "?" for x in (p, v))
         print(f"{r['label']:34} {r['precision']:6} {p['s_it']:10.3f} {v['s_it']:11.3f} {r['ratio']:5.2f}x  "
-              f"{p['mem'] / 2**20:7.0f}Mi {v['mem'] / 2**20:7.0f}Mi  {p['tflops']:10.3f} {v['tflops']:8.3f} {share:>15}")
+              f"{p['mem'] / 2**20:7.0f}Mi {v['mem'] / 2**20:7.0f}Mi  {p['tflops']:10.3f} {v['tflops']:8.3f} {share:>15}"
+              + (f"  estimate {r['estimate'] / 2**20:.0f}Mi ({r['estimate'] / v['mem']:.2f}x measured)" if r["estimate"] else ""))
     print(f"memory: {mem_kind}; share: of {device_peak_tflops(dev, False)[1]} (fp32) / the half-precision peak for bf16/fp16")
     return 0
 
