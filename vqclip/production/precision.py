@@ -3,7 +3,8 @@
 On a T4 mixed precision is the biggest single speed lever (tensor cores: ~65 TFLOP/s fp16 against
 ~8 fp32) and it halves activation memory. fp16 needs a gradient scaler so small gradients do not
 flush to zero; bf16 has fp32's range and needs none, but only Ampere and newer run it fast. On the
-CPU everything stays fp32 and no context or scaler is created, so the CPU path costs nothing extra.
+CPU, bf16 autocast is offered where the CPU has bf16 instructions (AVX512-BF16 or AMX); ``auto``
+stays fp32 there because the side-by-side benchmark (benchmarks/side_by_side.py) decides it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,23 @@ import torch
 
 from vqclip.errors import ConfigError
 
-__all__ = ["Precision", "resolve_device", "resolve_precision"]
+__all__ = ["Precision", "cpu_has_bf16", "resolve_device", "resolve_precision"]
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has native bf16 arithmetic (AVX512-BF16 or AMX); without it bf16 is emulated and slow."""
+    capability = str(torch.backends.cpu.get_cpu_capability()).upper()
+    if "AMX" in capability or "BF16" in capability:
+        return True
+    try:  # torch reports only "AVX512" on Cooper Lake / Zen 4, which do have avx512_bf16
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
@@ -64,9 +81,13 @@ class Precision:
 
 
 def resolve_precision(name: str, device: torch.device) -> Precision:
-    """Pick fp32/fp16/bf16 for ``device``: ``auto`` is bf16 where fast, else fp16 on CUDA; fp32 on CPU."""
+    """Pick fp32/fp16/bf16 for ``device``: ``auto`` is bf16 where fast, else fp16 on CUDA; fp32 on CPU (bf16 on request)."""
     name = (name or "auto").lower()
     if device.type != "cuda":
+        if name == "bf16" and device.type == "cpu":
+            if not cpu_has_bf16():
+                raise ConfigError("generation.precision: 'bf16' is not allowed on this cpu (no AVX512-BF16 or AMX); use auto or fp32")
+            return Precision("bf16", device, torch.bfloat16, None)
         if name in ("fp16", "bf16"):
             raise ConfigError(f"generation.precision: {name!r} is not allowed on {device.type}; use auto or fp32 (half precision is for CUDA)")
         return Precision("fp32", device, None, None)
