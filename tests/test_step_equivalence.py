@@ -145,8 +145,9 @@ def test_one_step_matches_the_textbook_loop(engine_parts):
     assert result.loss == pytest.approx(float(ref_loss.detach()), abs=1e-5)
     torch.testing.assert_close(gen.z.grad, ref_grad, rtol=0, atol=1e-5)
     # Adam's first move is lr * g / (|g| + 1e-8): where |g| is near 1e-8 a 1e-10 rounding difference in g
-    # moves z visibly, so z after the step is compared where the gradient is well above Adam's eps.
+    # moves z visibly, so z after the step is compared where the gradient is well above Adam's eps, to 1e-4
+    # of a move of about lr (the gradients themselves agree to 1e-5 above; thread counts change the last bits).
     clear = ref_grad.abs() > 1e-6
     assert clear.float().mean() > 0.9
-    torch.testing.assert_close(gen.z.detach()[clear], z.detach()[clear], rtol=0, atol=1e-5)
+    torch.testing.assert_close(gen.z.detach()[clear], z.detach()[clear], rtol=0, atol=1e-4)
     assert not torch.equal(gen.z.detach(), z0)  # the step moved z
