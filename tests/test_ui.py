@@ -231,14 +231,17 @@ def test_production_render_stop_resume_and_post(smoke_env):
     info = probe(result.video)
     assert info.codec == "h264" and info.n_frames == 4
 
-    assert not prod.eval_button.disabled and prod.judge_spec() == "toy"  # a toy render is judged offline
-    prod.eval_button.click()
-    report = prod._eval_job.wait(120)
-    assert report is not None and report.frames == 4, prod.eval_status.value
-    assert "4 frames" in prod.eval_status.value and "inflated" in prod.eval_status.value  # the toy CLIP also guided it
-    assert prod.eval_plot.value[:4] == b"\x89PNG" and (prod.out_dir / "eval.json").is_file()
+    from vqclip.ui.judge import judge_spec
+
+    assert not prod.judge.button.disabled and judge_spec(prod.out_dir) == "toy"  # a toy render is judged offline
+    prod.judge.button.click()
+    report = prod.judge.job.wait(120)
+    assert report is not None and report.frames == 4, prod.judge.status.value
+    assert "4 frames" in prod.judge.status.value and "inflated" in prod.judge.status.value  # the toy CLIP also guided it
+    assert prod.judge.plot.value[:4] == b"\x89PNG" and (prod.out_dir / "eval.json").is_file()
 
     post = PostProductionPanel(smoke_env)
+    assert not post.judge.button.disabled and post.judge.run_dir() == prod.out_dir
     assert post.renders.value == (str(prod.out_dir),)
     post.speed.value = 0.5
     post.boomerang.value = True

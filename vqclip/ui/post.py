@@ -10,6 +10,7 @@ import ipywidgets as widgets
 
 from vqclip.ui.common import NotebookEnv, error_html, find_renders, setup_notebook
 from vqclip.ui.compat import clear_upload, section, uploaded_files, video_widget
+from vqclip.ui.judge import JudgeBox
 
 __all__ = ["PostProductionPanel"]
 
@@ -80,9 +81,12 @@ class PostProductionPanel(widgets.VBox):
         self.use_song.on_click(lambda _: self.choose_render_song())
         self.music.observe(lambda _: self._on_music(), names="value")
         self.export_button.on_click(lambda _: self.export())
+        # the first render selected, judged as in the production panel
+        self.judge = JudgeBox(lambda: Path(self.renders.value[0]) if self.renders.value else None, "Judge the first render")
+        self.renders.observe(lambda _: self.judge.enable(bool(self.renders.value)), names="value")
         super().__init__([
             widgets.HTML("<h3>Post-production</h3>"),
-            widgets.HBox([self.renders, self.refresh_button]),
+            widgets.HBox([self.renders, self.refresh_button]), self.judge,
             widgets.HBox([self.speed, self.loop]), self.scene_box, self.boomerang,
             widgets.HBox([self.transition, self.transition_duration]),
             widgets.HBox([self.fade_in, self.fade_out]), self.title,
@@ -92,6 +96,7 @@ class PostProductionPanel(widgets.VBox):
             self.player,
         ])
         self.refresh()
+        self.judge.enable(bool(self.renders.value))
 
     def refresh(self) -> None:
         """List the finished renders (newest first) and select the newest."""

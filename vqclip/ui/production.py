@@ -13,6 +13,7 @@ import ipywidgets as widgets
 from vqclip.ui.common import NotebookEnv, download_line, error_html, preset_data, setup_notebook, smoke_preset
 from vqclip.ui.compat import image_widget, set_image, video_widget
 from vqclip.ui.jobs import Job
+from vqclip.ui.judge import JudgeBox
 
 FROM_PANEL = "@pre-production panel"  # the preset choice that means "what the pre-production panel shows now"
 ETA_AFTER = (3, 1.0)  # steps and seconds measured before a rate and ETA are shown (the first steps warm up)
@@ -84,11 +85,8 @@ class ProductionPanel(widgets.VBox):
         self.contact_sheet = image_widget("95%")
         self.video_box = widgets.VBox()
         self.message = widgets.HTML()
-        self.eval_button = widgets.Button(description="Judge this render", icon="check", disabled=True,
-                                          tooltip="CLIP score per frame, frame-to-frame consistency and flicker (vqclip eval)")
-        self.eval_status = widgets.HTML()
-        self.eval_plot = image_widget("95%")
-        self._eval_job: Job | None = None
+        self.judged_dir: Path | None = None
+        self.judge = JudgeBox(lambda: self.judged_dir)
         self.mode_note = widgets.HTML()
         if self.env.smoke:
             from vqclip.ui.toy import toy_summary
@@ -101,14 +99,13 @@ class ProductionPanel(widgets.VBox):
         self.render_button.on_click(lambda _: self.start(resume=False))
         self.resume_button.on_click(lambda _: self.start(resume=True))
         self.stop_button.on_click(lambda _: self.stop())
-        self.eval_button.on_click(lambda _: self.evaluate())
         self._default_name()
         super().__init__([
             widgets.HTML("<h3>Production</h3>"), self.mode_note, self.preset, self.name,
             widgets.HBox([self.render_button, self.stop_button, self.resume_button]),
             self.progress, self.status, self.preview, self.message,
             widgets.HTML("<b>Contact sheet</b>"), self.contact_sheet, widgets.HTML("<b>Draft video</b>"), self.video_box,
-            widgets.HTML("<b>Judge</b>"), self.eval_button, self.eval_status, self.eval_plot,
+            self.judge,
         ])
 
     def _default_name(self) -> None:
@@ -250,7 +247,7 @@ class ProductionPanel(widgets.VBox):
         if result is None:
             return
         self.judged_dir = Path(result.out_dir)
-        self.eval_button.disabled = not result.frames
+        self.judge.enable(bool(result.frames))
         if result.contact_sheet is not None and Path(result.contact_sheet).is_file():
             set_image(self.contact_sheet, result.contact_sheet)
         if result.completed:
@@ -264,40 +261,6 @@ class ProductionPanel(widgets.VBox):
             self.message.value = (f"{result.stop_reason}{when} after {len(result.frames)} frames; the state is saved in "
                                   f"{html.escape(str(result.out_dir))}. Press Resume to continue, also after a "
                                   "disconnect (run the cells again, then Resume).")
-
-    def judge_spec(self) -> str:
-        """The CLIP that judges: the toy CLIP when the render used toy models (offline), else ViT-B-32/openai as in the papers."""
-        import yaml
-
-        settings = yaml.safe_load((self.judged_dir / "settings.yaml").read_text(encoding="utf-8")) or {}
-        models = settings.get("models") or {}
-        toy = models.get("vqgan") == "toy" or models.get("diffusion") == "toy" or any(
-            (c.get("spec") if isinstance(c, dict) else c) == "toy" for c in models.get("clip") or [])
-        return "toy" if toy else "ViT-B-32/openai"
-
-    def evaluate(self) -> Job | None:
-        """Judge the last render off the kernel thread: the score curve and the headline numbers in the panel."""
-        from vqclip.metrics import evaluate
-
-        if getattr(self, "judged_dir", None) is None or (self._eval_job is not None and self._eval_job.running):
-            return self._eval_job
-        spec = self.judge_spec()
-        self.eval_status.value = f"<small>judging with {html.escape(spec)}…</small>"
-
-        def work():
-            try:
-                report = evaluate(self.judged_dir, clip=spec)
-            except Exception as exc:  # shown in the panel: this runs in a background thread
-                self.eval_status.value = error_html(exc, prefix="judge: ")
-                return None
-            guided = " (the same CLIP guided this render: its score is inflated)" if report.judge_guided else ""
-            self.eval_status.value = f"<small>{html.escape(report.summary())}{html.escape(guided)}</small>"
-            if report.plot_path is not None and Path(report.plot_path).is_file():
-                set_image(self.eval_plot, report.plot_path)
-            return report
-
-        self._eval_job = Job(work)
-        return self._eval_job
 
     def show_video(self, width: int = 480):
         """Put the draft video in the panel (and return the player)."""
