@@ -121,3 +121,27 @@ def test_without_librosa_a_beat_schedule_says_what_to_install(track, monkeypatch
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "librosa" else real(name, *a))
     with pytest.raises(ConfigError, match=r'animation.zoom.beats: .*pip install "vqclip\[audio\]"'):
         parse_schedule({"beats": "click.wav", "pulse": 1.1}, "animation.zoom", base_dir=track[0])
+
+
+def test_a_preset_file_with_a_beat_zoom_renders_and_its_settings_reload(track, tmp_path):
+    import yaml
+
+    import vqclip
+    from vqclip.production.animate import motion_schedule
+
+    folder, times = track
+    preset = folder / "pulse.yaml"  # the song is named relative to the preset's own folder
+    preset.write_text(yaml.safe_dump({
+        "prompts": {"texts": "a red circle on a blue background"}, "size": {"width": 32, "height": 32},
+        "models": {"vqgan": "toy", "clip": ["toy"]},
+        "generation": {"seed": 0, "iterations_first_frame": 2, "iterations_per_frame": 1, "device": "cpu", "cutouts": {"cutn": 2}},
+        "animation": {"frames": 24, "zoom": {"beats": "click.wav", "base": 1.0, "pulse": 1.1, "decay": 2}},
+        "output": {"fps": 12, "video": False, "contact_sheet": False, "images_interval": 0},
+    }))
+    cfg = vqclip.load_config(preset)
+    zooms = [m.zoom for m in motion_schedule(cfg.animation, cfg.output.fps)]
+    assert max(zooms) == pytest.approx(1.1) and min(zooms) == pytest.approx(1.0)  # a pulse on the beats, rest between
+    result = vqclip.render(cfg, tmp_path / "out")
+    assert result.completed and len(result.frames) == 24
+    again = vqclip.load_config(result.settings)  # settings.yaml names the song by its absolute path
+    assert [m.zoom for m in motion_schedule(again.animation, again.output.fps)] == zooms
