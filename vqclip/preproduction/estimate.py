@@ -442,15 +442,23 @@ def _sampled_fit(cfg, precision: str | None, gpu) -> FitReport:
             if _sampled_estimate(cfg, cw, ch, precision).total_bytes <= budget:
                 largest = (cw, ch)
                 break
-    need, have = est.total_bytes / GiB, budget / GiB
-    if fits:
-        msg = f"fits: ~{need:.1f} GiB of {have:.1f} GiB on {gpu.name}, ~{est.seconds(gpu if isinstance(gpu, GpuSpec) else None) / 60:.1f} min (estimate)"
-    elif largest:
-        msg = (f"too big: ~{need:.1f} GiB needed, {gpu.name} has {have:.1f} GiB; the largest {w}:{h} size that fits is "
-               f"{largest[0]}x{largest[1]} (or fewer frames per chunk, or model CPU offload)")
-    else:
-        msg = f"too big: ~{need:.1f} GiB needed, {gpu.name} has {have:.1f} GiB, and even a small size does not fit"
+    minutes = est.seconds(gpu if isinstance(gpu, GpuSpec) else None) / 60
+    msg = _fit_message(est.total_bytes, gpu.name, budget, largest if not fits else None, fits, (w, h),
+                       fitting=f", ~{minutes:.1f} min (estimate)", smaller="fewer frames per chunk, or model CPU offload",
+                       nothing="even a small size does not fit")
     return FitReport(est, gpu.name, budget, fits, largest, msg)
+
+
+def _fit_message(need_bytes: int, gpu_name: str, budget: int, largest, fits: bool, size: tuple[int, int],
+                 fitting: str, smaller: str, nothing: str) -> str:
+    """The one-line verdict of check_fit, for either family: fits, the largest size that does, or nothing does."""
+    need, have = need_bytes / GiB, budget / GiB
+    if fits:
+        return f"fits: ~{need:.1f} GiB of {have:.1f} GiB on {gpu_name}{fitting}"
+    if largest:
+        return (f"too big: ~{need:.1f} GiB needed, {gpu_name} has {have:.1f} GiB; the largest {size[0]}:{size[1]} size that fits "
+                f"is {largest[0]}x{largest[1]} (or {smaller})")
+    return f"too big: ~{need:.1f} GiB needed, {gpu_name} has {have:.1f} GiB, and {nothing}"
 
 
 def _estimator_for(cfg) -> tuple[Estimator, int]:
@@ -499,14 +507,8 @@ def check_fit(target, width: int | None = None, height: int | None = None, cutn:
     budget = gpu.total_bytes
     fits = step.total_bytes <= budget
     largest = None if fits else est.largest_fitting(width, height, budget, cutn, precision)
-    need, have = step.total_bytes / GiB, budget / GiB
-    if fits:
-        msg = f"fits: ~{need:.1f} GiB of {have:.1f} GiB on {gpu.name}"
-    elif largest:
-        msg = (f"too big: ~{need:.1f} GiB needed, {gpu.name} has {have:.1f} GiB; the largest {width}:{height} size that fits "
-               f"is {largest[0]}x{largest[1]} (or lower cutn, or use fp16)")
-    else:
-        msg = f"too big: ~{need:.1f} GiB needed, {gpu.name} has {have:.1f} GiB, and even the smallest size does not fit; choose a smaller model"
+    msg = _fit_message(step.total_bytes, gpu.name, budget, largest, fits, (width, height), fitting="",
+                       smaller="lower cutn, or use fp16", nothing="even the smallest size does not fit; choose a smaller model")
     return FitReport(step, gpu.name, budget, fits, largest, msg)
 
 
