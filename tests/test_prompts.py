@@ -54,6 +54,32 @@ def test_timeline_blends_neighbouring_scenes_linearly():
     assert tl.describe(1) == "a (x0.75) | b (x0.25)"
 
 
+def test_a_scene_blend_holds_then_mixes_its_last_frames_and_zero_is_a_cut():
+    tl = Timeline((Scene((Prompt("a"),), (), 6, blend=2), Scene((Prompt("b"),), (), 3, blend=0), Scene((Prompt("c"),), (), 2)))
+    assert [tl.weights(f) for f in range(4)] == [[(0, 1.0)]] * 4  # held at full weight
+    assert tl.weights(4) == [(0, pytest.approx(2 / 3)), (1, 1 / 3)] and tl.weights(5) == [(0, pytest.approx(1 / 3)), (1, 2 / 3)]  # the last 2 mix
+    assert tl.weights(6) == [(1, 1.0)] and tl.weights(8) == [(1, 1.0)]  # blend 0: b holds to its last frame
+    assert tl.weights(9) == [(2, 1.0)]  # ... and c starts on the next: a cut
+    # the default mixes every frame but the first, exactly as blend = frames - 1 does
+    default = Timeline((Scene((Prompt("a"),), (), 4), Scene((Prompt("b"),), (), 2)))
+    explicit = Timeline((Scene((Prompt("a"),), (), 4, blend=3), Scene((Prompt("b"),), (), 2)))
+    assert [explicit.weights(f) for f in range(6)] == [default.weights(f) for f in range(6)]
+
+
+def test_scene_blend_is_read_from_a_preset_and_checked_against_its_frames(tmp_path):
+    from vqclip.settings.render import load_config
+
+    preset = tmp_path / "p.yaml"
+    preset.write_text("prompts:\n  scenes:\n    - {texts: a red circle, frames: 4, blend: 1}\n    - {texts: a blue circle, frames: 4}\n"
+                      "models: {vqgan: toy, clip: [{spec: toy}]}\n")
+    cfg = load_config(preset)
+    tl = build_timeline(cfg.prompts, cfg.animation.frames)
+    assert [tl.weights(f) for f in range(5)] == [[(0, 1.0)]] * 3 + [[(0, 0.5), (1, 0.5)], [(1, 1.0)]]
+    preset.write_text(preset.read_text().replace("blend: 1", "blend: 4"))
+    with pytest.raises(ConfigError, match=r"prompts\.scenes\[0\]\.blend: 4 is not allowed; use a whole number 0\.\.3"):
+        load_config(preset)
+
+
 def test_build_timeline_with_style_prompts_on_every_scene():
     cfg = PromptsConfig(texts="oil painting:0.5", scenes=[SceneConfig("a dog", "", 2), SceneConfig("a cat", "", 2)])
     tl = build_timeline(cfg, 4)

@@ -119,11 +119,12 @@ class Scene:
     texts: tuple[Prompt, ...]
     images: tuple[Prompt, ...]
     frames: int
+    blend: int | None = None  # frames at the end that mix with the next scene; None = all but the first, 0 = a cut
 
 
 @dataclass(frozen=True)
 class Timeline:
-    """Scenes in order; ``weights(frame)`` blends neighbouring scenes linearly (paper 000, eq. 1)."""
+    """Scenes in order; ``weights(frame)`` blends neighbouring scenes linearly (paper 000, eq. 1) over each scene's ``blend`` last frames."""
 
     scenes: tuple[Scene, ...]
     always: tuple[Prompt, ...] = ()  # prompts acting on every frame at full weight (a style)
@@ -140,7 +141,11 @@ class Timeline:
             if frame < start + scene.frames or i == len(self.scenes) - 1:
                 if i == len(self.scenes) - 1:
                     return [(i, 1.0)]
-                p = (frame - start) / scene.frames
+                # the last `mixed` frames mix with the next scene, its weight rising by 1/(mixed+1) a frame;
+                # by default every frame but the first mixes (p = k / frames, paper 000's linear blend)
+                mixed = scene.frames - 1 if scene.blend is None else scene.blend
+                k = frame - start - (scene.frames - mixed) + 1
+                p = k / (mixed + 1) if k > 0 else 0.0
                 return [(i, 1.0 - p)] + ([(i + 1, p)] if p > 0 else [])
             start += scene.frames
         return [(len(self.scenes) - 1, 1.0)]
@@ -178,6 +183,7 @@ def build_timeline(prompts_cfg, frames: int) -> Timeline:
                     tuple(parse_prompts(s.texts, f"prompts.scenes[{i}].texts")),
                     tuple(parse_prompts(s.target_images, f"prompts.scenes[{i}].target_images", is_image=True)),
                     s.frames,
+                    s.blend,
                 )
             )
         return Timeline(tuple(scenes), tuple(texts + images))

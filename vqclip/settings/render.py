@@ -53,6 +53,7 @@ class SceneConfig:
     texts: str | list[str] = ""  # this scene's prompts, "text:weight:stop" joined by "|"
     target_images: str | list[str] = ""  # this scene's image prompts, "path:weight:stop" joined by "|"
     frames: int = 12  # how many frames the scene lasts; its weight fades into the next scene's across them
+    blend: int | None = None  # frames at the scene's end that mix with the next scene; null = all but the first, 0 = a cut
 
 
 @dataclass
@@ -275,6 +276,8 @@ def _build_prompts(d: dict) -> PromptsConfig:
         sc.texts = _text(f"{key}.texts", s.get("texts", sc.texts))
         sc.target_images = _text(f"{key}.target_images", s.get("target_images", sc.target_images))
         sc.frames = _int(f"{key}.frames", s.get("frames", sc.frames), 1)
+        if s.get("blend") is not None:
+            sc.blend = _int(f"{key}.blend", s["blend"], 0, sc.frames - 1)
         c.scenes.append(sc)
     return c
 
