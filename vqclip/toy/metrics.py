@@ -1,7 +1,8 @@
-"""The toy pack's quality measures: zero-shot accuracy of a CLIP on synthetic scenes, PSNR."""
+"""The toy pack's quality measures: zero-shot accuracy of a CLIP on synthetic scenes, PSNR, and a toy video judged frame by frame."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -87,3 +88,67 @@ def colour_fractions(image01: torch.Tensor) -> dict[str, float]:
 def dominant_colour(image01: torch.Tensor) -> str:
     """The palette colour (see `vqclip.toy.data.COLOURS`) nearest to the most pixels."""
     return next(iter(colour_fractions(image01)))
+
+
+@dataclass
+class VideoJudgement:
+    """How a toy video reads to the toy CLIP, frame by frame, and how it moves."""
+
+    top: list[str]  # each frame's best caption among all of the toy world's captions
+    ranked: float  # share of frames whose best caption is the frame's own prompt
+    consistency: float  # mean cosine similarity of neighbouring frames' image embeddings
+    frame_difference: float  # mean |frame t+1 - frame t| over pixels and channels, images in [0, 1]
+    identity_flips: int  # neighbours whose best captions name different shapes while their prompts name one
+    centroids: list[tuple[float, float]]  # (x, y) in pixels of what differs from the corner (background) colour
+
+    def summary(self) -> dict:
+        """The numbers as a JSON-ready dict (centroids rounded to 0.1 px)."""
+        return {
+            "frames": len(self.top), "ranked": round(self.ranked, 4), "consistency": round(self.consistency, 4),
+            "frame_difference": round(self.frame_difference, 4), "identity_flips": self.identity_flips,
+            "centroid_x": [round(x, 1) for x, _ in self.centroids], "centroid_y": [round(y, 1) for _, y in self.centroids],
+        }
+
+
+def _shape_of(text: str) -> str:
+    return next((s for s in SHAPES if f" {s} " in f" {text} "), "")
+
+
+def shape_centroid(image01: torch.Tensor, threshold: float = 0.3) -> tuple[float, float]:
+    """(x, y) in pixels of the pixels whose colour differs from the top-left 3x3 corner's by > ``threshold`` (L1)."""
+    background = image01[:, :3, :3].reshape(3, -1).mean(1)[:, None, None]
+    ys, xs = torch.nonzero((image01 - background).abs().sum(0) > threshold, as_tuple=True)
+    return (float(xs.float().mean()), float(ys.float().mean())) if len(xs) else (float("nan"), float("nan"))
+
+
+def judge_video(frames01: torch.Tensor, prompts: Sequence[str], perceptor) -> VideoJudgement:
+    """Judge (N, 3, H, W) frames in [0, 1] against each frame's prompt with a toy ``perceptor`` (its encode_image/_text)."""
+    from vqclip.toy.data import all_captions
+
+    if len(prompts) != len(frames01):
+        raise ValueError(f"judge_video: {len(frames01)} frames but {len(prompts)} prompts")
+    captions = all_captions()
+    with torch.no_grad():
+        image = torch.nn.functional.normalize(perceptor.encode_image(frames01.float()).float(), dim=-1)
+        text = torch.nn.functional.normalize(perceptor.encode_text(captions).float(), dim=-1)
+    top = [captions[i] for i in (image @ text.T).argmax(1).tolist()]
+    flips = sum(
+        _shape_of(a) != _shape_of(b) for a, b, pa, pb in zip(top, top[1:], prompts, prompts[1:]) if _shape_of(pa) == _shape_of(pb)
+    )
+    return VideoJudgement(
+        top=top,
+        ranked=sum(t == p for t, p in zip(top, prompts)) / max(1, len(top)),
+        consistency=float((image[1:] * image[:-1]).sum(1).mean()) if len(top) > 1 else 1.0,
+        frame_difference=float((frames01[1:] - frames01[:-1]).abs().mean()) if len(top) > 1 else 0.0,
+        identity_flips=int(flips),
+        centroids=[shape_centroid(f) for f in frames01],
+    )
+
+
+def frame_prompts(timeline, frames: int) -> list[str]:
+    """Each frame's heaviest text prompt in a render's prompt timeline (the one a frame should show)."""
+    out = []
+    for f in range(frames):
+        texts = [(w * p.weight, p.text) for p, w in timeline.prompts_at(f) if not p.is_image and p.weight > 0]
+        out.append(max(texts, key=lambda t: t[0])[1] if texts else "")
+    return out
