@@ -201,6 +201,8 @@ def test_every_section_goes_through_the_typed_loader():
         ("prompts.scenes=[{texts: a, frams: 2}]", "prompts.scenes[0].frams: unknown setting; did you mean 'prompts.scenes[0].frames'?"),
         ("output.width=3", "output.width: unknown setting; did you mean 'size.width'?"),
         ("post=3", "post: 3 is not allowed; this section is a mapping"),
+        ("generation.views.distortion=2", "generation.views.distortion: 2 is not allowed; use a number from 0 to 1"),
+        ("generation.views.perceptor_mode=mean", "generation.views.perceptor_mode: 'mean' is not allowed; use one of alternate, sum"),
     ]:
         with pytest.raises(ConfigError) as info:
             load_config(BASE, [override])
