@@ -69,3 +69,14 @@ def open_clip_files(tmp_path_factory):
     model = open_clip.CLIP(**TINY_CLIP_CONFIG)
     torch.save(model.state_dict(), weights_path)
     return {"config": config_path, "weights": weights_path}
+
+
+@pytest.fixture
+def echo(monkeypatch):
+    """A preset of tests/test_render.py's EchoEngine: a sampled engine with state across chunks, milliseconds per frame, no model files."""
+    from vqclip.production.engines import ENGINES
+
+    monkeypatch.setitem(ENGINES, "echo", "tests.test_render:EchoEngine")
+    return {"prompts": {"texts": "a red circle"}, "size": {"width": 20, "height": 16},
+            "generation": {"engine": "echo", "seed": 2, "device": "cpu", "echo": {"chunk": 2, "steps": 3}},
+            "animation": {"frames": 5}, "output": {"images_interval": 0, "video": False, "contact_sheet": True}}

@@ -34,7 +34,7 @@ def test_bad_set_through_the_real_console_entry(tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "vqclip: error: generation.lr: -1 is not allowed; use a number > 0.0 and <= 100.0"
+    assert proc.stderr.strip() == "vqclip: error: generation.lr: -1 is not allowed; use a number > 0 and <= 100"
     assert "Traceback" not in proc.stderr
 
 

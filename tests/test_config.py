@@ -75,7 +75,7 @@ def test_unknown_keys_get_a_did_you_mean(override, message):
         ("generation.max_iterations=0", "generation.max_iterations: 0 is not allowed; use a whole number >= 1 or -1"),
         ("generation.precision=fp8", "generation.precision: 'fp8' is not allowed; use one of auto, fp32, fp16, bf16"),
         ("generation.device=gpu", "generation.device: 'gpu' is not allowed; use auto, cpu, cuda or cuda:N"),
-        ("generation.lr=0", "generation.lr: 0 is not allowed; use a number > 0.0"),
+        ("generation.lr=0", "generation.lr: 0 is not allowed; use a number > 0 and <= 100"),
         ("generation.cutouts.augmentations=[affine, jiter]", "generation.cutouts.augmentations[1]: 'jiter' is not allowed"),
         ("generation.engine=diffusion", "generation.engine: 'diffusion' is not allowed; use one of vqgan"),
         ("animation.zoom=0:(1-t)", "animation.zoom='0:(1-t)': '1-t' gives 0 at frame 1; allowed: 0.01 .. 100"),
@@ -185,3 +185,25 @@ def test_null_optimized_settings_resolve_per_generator_and_reload_to_the_same_ha
     assert (g.iterations_first_frame, g.lr, g.stability_weight, g.objective) == (200, 0.1, 0.0, "cutouts")
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(config_to_dict(cfg)), encoding="utf-8")
     assert config_hash(load_config(tmp_path / "s.yaml")) == config_hash(cfg)
+
+
+def test_every_section_goes_through_the_typed_loader():
+    """Ranges, extra values, case-folded choices and nested paths come from field metadata in every section."""
+    cfg = load_config(BASE, ["generation.precision=FP32", "animation.border_mode=Zeros", "generation.stability_weight=0",
+                             "size.width=320.0", "generation.seed=-1"])
+    assert (cfg.generation.precision, cfg.animation.border_mode, cfg.generation.stability_weight) == ("fp32", "zeros", 0.0)
+    assert cfg.size.width == 320 and isinstance(cfg.size.width, int) and cfg.generation.seed == -1
+    for override, message in [
+        ("generation.stability_weight=-1", "generation.stability_weight: -1 is not allowed; use a number >= 0"),
+        ("output.fps=0.5", "output.fps: 0.5 is not allowed; use a number from 1 to 240"),
+        ("models.clip=[{spec: toy, weight: 0}]", "models.clip[0].weight: 0 is not allowed; use a number > 0"),
+        ("prompts.scenes=[{texts: a, frames: 0}]", "prompts.scenes[0].frames: 0 is not allowed; use a whole number >= 1"),
+        ("prompts.scenes=[{texts: a, frams: 2}]", "prompts.scenes[0].frams: unknown setting; did you mean 'prompts.scenes[0].frames'?"),
+        ("output.width=3", "output.width: unknown setting; did you mean 'size.width'?"),
+        ("post=3", "post: 3 is not allowed; this section is a mapping"),
+        ("generation.views.distortion=2", "generation.views.distortion: 2 is not allowed; use a number from 0 to 1"),
+        ("generation.views.perceptor_mode=mean", "generation.views.perceptor_mode: 'mean' is not allowed; use one of alternate, sum"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            load_config(BASE, [override])
+        assert str(info.value).startswith(message), (override, str(info.value))

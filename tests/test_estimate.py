@@ -1,4 +1,4 @@
-"""The GPU memory/time estimator: FLOPs as DESIGN.md measured them, the meta trace against real CPU steps.
+"""The GPU memory/time estimator: FLOPs as DESIGN.md measured them, its meta step() against the same step() on the CPU.
 
 Calibration (documented in the estimator's README text): the estimate of one fp32 step's extra memory
 (saved activations + gradients in flight + optimizer state) against the peak resident memory of a
@@ -17,22 +17,22 @@ import textwrap
 import pytest
 import torch
 
-from conftest import TINY_CLIP_CONFIG
 from vqclip.errors import ConfigError
 from vqclip.preproduction.estimate import GiB, GpuSpec, Estimator, T4, check_fit, detect_gpu, estimate, estimate_config
+from vqclip.settings.render import load_config
 
 
 @pytest.fixture(scope="module")
 def imagenet():
     """The imagenet f16 VQGAN and ViT-B/32 on the meta device (no weights, no download)."""
-    return Estimator("imagenet_f16_16384", ["ViT-B-32/openai"])
+    return Estimator.of("imagenet_f16_16384", ["ViT-B-32/openai"])
 
 
 def test_flops_match_the_design_measurement(imagenet):
     s = imagenet.step(512, 512, 32, "fp32")
-    assert s.parts_tflop["ViT-B-32/openai"] == pytest.approx(0.567, abs=0.001)
-    assert s.parts_tflop["vqgan"] == pytest.approx(2.05, abs=0.03)
-    assert s.tflop == pytest.approx(sum(s.parts_tflop.values()))
+    clip_only = Estimator.of(None, ["ViT-B-32/openai"]).step(512, 512, 32, "fp32")  # pixels: no decoder
+    assert clip_only.tflop == pytest.approx(0.567, abs=0.001)
+    assert s.tflop - clip_only.tflop == pytest.approx(2.05, abs=0.03)  # the imagenet f16 decoder, forward + backward
     # a T4 step: fp16 tensor cores are several times faster than fp32
     assert s.seconds_per_iteration(T4) > 3 * imagenet.step(512, 512, 32, "fp16").seconds_per_iteration(T4)
 
@@ -82,53 +82,92 @@ def test_estimate_config_of_a_preset_dict():
 def test_errors_name_the_setting(imagenet):
     with pytest.raises(ConfigError, match="generation.precision: 'fp8'"):
         imagenet.step(64, 64, 4, "fp8")
-    with pytest.raises(ConfigError, match="generation.cutn: 0"):
+    with pytest.raises(ConfigError, match="generation.cutouts.cutn: 0"):
         imagenet.step(64, 64, 0)
     with pytest.raises(ConfigError, match="models.clip: 'NoSuchNet/x'"):
-        Estimator("imagenet_f16_16384", ["NoSuchNet/x"])
-    with pytest.raises(ConfigError, match="generation.augmentations: 'blur'"):
-        Estimator("imagenet_f16_16384", ["ViT-B-32/openai"], ["blur"])
+        Estimator.of("imagenet_f16_16384", ["NoSuchNet/x"])
+    with pytest.raises(ConfigError, match=r"generation.cutouts.augmentations\[0\]: 'blur'"):
+        Estimator.of("imagenet_f16_16384", ["ViT-B-32/openai"], ["blur"])
+    with pytest.raises(ConfigError, match="generation.engine: 't2v_zero' has no step"):
+        Estimator(load_config("t2v_zero_toy"))
 
 
 def test_detect_gpu_without_cuda():
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     assert detect_gpu() is None
-    assert check_fit(Estimator("imagenet_f16_16384"), 256, 256).gpu_name == T4.name  # falls back to a T4
+    assert check_fit(Estimator.of("imagenet_f16_16384"), 256, 256).gpu_name == T4.name  # falls back to a T4
 
 
-def test_meta_trace_counts_what_a_real_cpu_step_saves(taming_checkpoints, tmp_path):
-    """Without augmentations the traced saved bytes equal those of the same step run for real."""
-    import torch.nn.functional as F
-
-    from vqclip.production.cutouts import Cutouts
-    from vqclip.models.vqgan import load_vqgan
-
-    clip_json = tmp_path / "tiny-est-clip.json"
-    clip_json.write_text(json.dumps(TINY_CLIP_CONFIG), encoding="utf-8")
+def _tiny_preset(taming_checkpoints, open_clip_files, **generation) -> dict:
+    """The tiny VQGAN and CLIP files of conftest as a preset (the pixel generator reads no models.vqgan)."""
     config, ckpt, _ = taming_checkpoints["vq"]
-    est = Estimator({"config": str(config), "checkpoint": str(ckpt)}, [{"config": str(clip_json), "weights": "unused"}], [])
-    traced = est.step(48, 32, 4, "fp32")
+    models = {"clip": [{"spec": {k: str(v) for k, v in open_clip_files.items()}}]}
+    if generation.get("engine") != "pixels":
+        models["vqgan"] = {"config": str(config), "checkpoint": str(ckpt)}
+    return {"prompts": {"texts": "a red circle | blue stripes:-0.5"}, "size": {"width": 48, "height": 32}, "models": models,
+            "generation": {"device": "cpu", "precision": "fp32", **generation}, "animation": {"frames": 2}}
 
-    import open_clip
 
-    vq = load_vqgan(config, ckpt)
-    clip = open_clip.CLIP(**TINY_CLIP_CONFIG).eval().requires_grad_(False)
-    params = {t.untyped_storage()._cdata for m in (vq, clip) for t in list(m.parameters()) + list(m.buffers())}
+def _cpu_step_saved_bytes(cfg) -> int:
+    """Bytes autograd saves in one step() of the render's own generator and objective, with real weights on the CPU."""
+    from vqclip.production.engines import get_engine
+    from vqclip.production.engines.base import EngineContext
+    from vqclip.production.objectives import get_objective
+    from vqclip.production.precision import resolve_precision
+    from vqclip.production.prompts import PromptBank, build_timeline
+    from vqclip.production.render import _load_perceptors
+    from vqclip.production.step import make_optimizer, step
+
+    device = torch.device("cpu")
+    ctx = EngineContext(cfg, device, cfg.size.height, cfg.size.width, precision=resolve_precision("fp32", device),
+                        timeline=build_timeline(cfg.prompts, cfg.animation.frames))
+    generator = get_engine(cfg.generation.engine).build(ctx)
+    perceptors = _load_perceptors(cfg, device)
+    weights = {t.untyped_storage()._cdata for m in [*perceptors, generator.model] for t in [*m.parameters(), *m.buffers()]}
+    bank = PromptBank.build(ctx.timeline, perceptors, [1.0], device)
+    objective = get_objective(cfg.generation.objective).build(ctx, perceptors, bank)
+    optimizer = make_optimizer(cfg.generation.optimizer, generator, cfg.generation.lr)
+    generator.start(None)
     seen: dict[int, int] = {}
 
     def pack(t):
         s = t.untyped_storage()
-        if s._cdata not in params:
+        if s._cdata not in weights:
             seen[s._cdata] = s.nbytes()
         return t
 
-    z = torch.zeros(1, vq.embed_dim, 16, 24, requires_grad=True)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        emb = F.normalize(clip.encode_image((Cutouts(32, 4)(vq.decode(vq.quantize_st(z))) - 0.5) / 0.25), dim=-1)
-        loss = (emb - F.normalize(torch.ones(1, emb.shape[1]), dim=-1)).norm(dim=-1).div(2).arcsin().pow(2).mul(2).mean()
-    loss.backward()
-    assert traced.activation_bytes == pytest.approx(sum(seen.values()), rel=0.02)
+        step(generator, objective, optimizer, ctx.precision, 1, 0, generator.image())
+    return sum(seen.values())
+
+
+def test_the_meta_step_saves_what_the_same_step_saves_on_the_cpu(taming_checkpoints, open_clip_files):
+    """Without augmentations (kornia does not run on meta) the estimate's saved bytes are those of the real step()."""
+    cfg = load_config(_tiny_preset(taming_checkpoints, open_clip_files, cutouts={"cutn": 4, "augmentations": []}))
+    traced = Estimator(cfg).step(48, 32, None, "fp32")
+    assert (traced.cutn, traced.model, traced.clip) == (4, "vq", ["tiny-clip"])
+    assert traced.activation_bytes == pytest.approx(_cpu_step_saved_bytes(cfg), rel=0.02)
+
+
+def test_estimates_follow_the_step(taming_checkpoints, open_clip_files):
+    """What the render's step does, the estimate prices: the cutout mode, the optimizer's state, the stability pull."""
+    def est(**generation):
+        return Estimator(load_config(_tiny_preset(taming_checkpoints, open_clip_files, **generation))).step(96, 64, None, "fp32")
+
+    crops, pooled = est(cutouts={"mode": "crops", "cutn": 8}), est(cutouts={"mode": "pooled", "cutn": 8})
+    assert pooled.activation_bytes != crops.activation_bytes  # priced by its own path, not like crops
+    assert est(optimizer="sgd").optimizer_bytes == crops.optimizer_bytes // 2  # SGD keeps no moments: z and its gradient
+    plain = est(engine="pixels", objective="cutouts", pixels={"temperature": 100}, cutouts={"cutn": 8})
+    pulled = est(engine="pixels", objective="cutouts", pixels={"temperature": 0}, cutouts={"cutn": 8})
+    assert pulled.activation_bytes - plain.activation_bytes == 96 * 64 * 3 * 4  # |frame - reference| saved once
+
+
+def test_estimating_leaves_the_global_rng_alone(imagenet):
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    imagenet.step(64, 64, 4, "fp32")
+    assert torch.equal(torch.get_rng_state(), before)
 
 
 _PROBE = textwrap.dedent("""
@@ -176,3 +215,15 @@ def test_calibration_against_a_real_cpu_step(tmp_path):
     s = estimate(192, 112, cutn=8, precision="fp32")
     estimated = s.activation_bytes + s.transient_bytes + s.optimizer_bytes
     assert estimated == pytest.approx(measured, rel=0.10), (estimated, measured)
+
+
+def test_every_augmentation_a_preset_can_name_is_priced():
+    """kornia cannot run on meta: each module the objectives build has a measured price, none falls back to the worst."""
+    from vqclip.preproduction.estimate import AUG_SAVED_BATCHES
+    from vqclip.production.cutouts import AUGMENTATIONS, Cutouts, build_augmentations
+    from vqclip.production.objectives.views import PixelViews
+
+    views = PixelViews(224)
+    modules = [*build_augmentations(list(AUGMENTATIONS)).children(), *Cutouts(224, 2, mode="pooled").augment.children(),
+               views.perspective, views.crop]
+    assert {type(m).__name__ for m in modules} <= set(AUG_SAVED_BATCHES)

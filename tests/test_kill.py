@@ -18,14 +18,9 @@ from vqclip.production.render import render
 
 
 @pytest.fixture
-def echo(monkeypatch):
-    """tests/test_render.py's EchoEngine: a sampled engine with state across chunks, milliseconds per frame."""
-    from vqclip.production.engines import ENGINES
-
-    monkeypatch.setitem(ENGINES, "echo", "tests.test_render:EchoEngine")
-    return {"prompts": {"texts": "a red circle"}, "size": {"width": 20, "height": 16},
-            "generation": {"engine": "echo", "seed": 2, "device": "cpu", "echo": {"chunk": 2, "steps": 3}},
-            "animation": {"frames": 12}, "output": {"images_interval": 0, "video": False, "contact_sheet": False}}
+def echo(echo):
+    """conftest's echo preset, 12 frames long, without a contact sheet."""
+    return {**echo, "animation": {"frames": 12}, "output": {**echo["output"], "contact_sheet": False}}
 
 
 def _pixels(folder):

@@ -17,17 +17,6 @@ from vqclip.production.run import LOCK_FILE, next_free_folder
 from vqclip.settings.render import load_config
 
 
-@pytest.fixture
-def echo(monkeypatch):
-    """A tiny sampled engine (tests/test_render.py's EchoEngine): renders in milliseconds, no model files."""
-    from vqclip.production.engines import ENGINES
-
-    monkeypatch.setitem(ENGINES, "echo", "tests.test_render:EchoEngine")
-    return {"prompts": {"texts": "a red circle"}, "size": {"width": 20, "height": 16},
-            "generation": {"engine": "echo", "seed": 2, "device": "cpu", "echo": {"chunk": 2, "steps": 3}},
-            "animation": {"frames": 5}, "output": {"images_interval": 0, "video": False, "contact_sheet": True}}
-
-
 def _snapshot(folder):
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 

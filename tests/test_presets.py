@@ -69,18 +69,13 @@ def test_diver_story_and_vertical_and_wikiart():
 @pytest.mark.slow
 def test_header_time_and_memory_match_the_estimator():
     """The T4 numbers in the headers are what vqclip.preproduction.estimate says (within rounding)."""
-    from vqclip.preproduction.estimate import T4, _estimator_for
+    from vqclip.preproduction.estimate import T4, Estimator
     from vqclip.production.render import planned_iterations
 
-    estimators = {}
     for name in GALLERY:
         cfg = load_config(name)
         m = T4_LINE.search((PRESETS / f"{name}.yaml").read_text(encoding="utf-8"))
-        key = (str(cfg.models.vqgan), str([p.spec for p in cfg.models.clip]), tuple(cfg.generation.objective_options.augmentations))
-        if key not in estimators:
-            estimators[key] = _estimator_for(cfg)
-        est, cutn = estimators[key]
-        s = est.step(cfg.size.width, cfg.size.height, cutn, m.group(4))
+        s = Estimator(cfg).step(cfg.size.width, cfg.size.height, None, m.group(4))
         minutes = planned_iterations(cfg) * s.seconds_per_iteration(T4) / 60
         assert float(m.group(5)) == pytest.approx(s.total_gib, abs=0.06), name
         assert float(m.group(3)) == pytest.approx(s.seconds_per_iteration(T4), abs=0.006), name

@@ -149,21 +149,21 @@ def load_inception(name: str = "inception_2015", path: str | os.PathLike | None 
 def load_i3d(path: str | os.PathLike | None = None, sha256: str | None = None, cache_dir=None, download: bool = True,
              device="cpu", callback=None) -> torch.jit.ScriptModule:
     """The I3D TorchScript of FVD, loaded only after its sha256 matched the pinned one."""
-    file = resolve_metric_file("i3d_kinetics400", path, sha256, cache_dir, download, callback)
-    try:
-        return torch.jit.load(str(file), map_location=device).eval()
-    except (RuntimeError, ValueError) as exc:
-        raise ModelError(f"i3d_kinetics400: {str(file)!r} is not a loadable TorchScript file ({str(exc).splitlines()[0][:200]})") from exc
+    return _load_torchscript("i3d_kinetics400", path, sha256, cache_dir, download, device, callback)
 
 
 def load_c3d(path: str | os.PathLike | None = None, sha256: str | None = None, cache_dir=None, download: bool = True,
              device="cpu", callback=None) -> torch.jit.ScriptModule:
     """The C3D UCF-101 TorchScript of video IS, loaded only after its sha256 matched the pinned one."""
-    file = resolve_metric_file("c3d_ucf101", path, sha256, cache_dir, download, callback)
+    return _load_torchscript("c3d_ucf101", path, sha256, cache_dir, download, device, callback)
+
+
+def _load_torchscript(name: str, path, sha256, cache_dir, download: bool, device, callback) -> torch.jit.ScriptModule:
+    file = resolve_metric_file(name, path, sha256, cache_dir, download, callback)
     try:
         return torch.jit.load(str(file), map_location=device).eval()
     except (RuntimeError, ValueError) as exc:
-        raise ModelError(f"c3d_ucf101: {str(file)!r} is not a loadable TorchScript file ({str(exc).splitlines()[0][:200]})") from exc
+        raise ModelError(f"{name}: {str(file)!r} is not a loadable TorchScript file ({str(exc).splitlines()[0][:200]})") from exc
 
 
 def check_option(key: str, value: str | None) -> str | None:

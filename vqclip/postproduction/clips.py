@@ -388,21 +388,15 @@ def hold(clip, first: float = 0.0, last: float = 0.0):
 
 def fade_in(clip, duration: float, color: str = "black", setting: str = "fade_in"):
     """Fade in from a colour over `duration` seconds (the sound fades in too)."""
-    from moviepy import afx, vfx
-
-    if duration <= 0:
-        return clip
-    if duration > clip.duration + 1e-9:
-        raise PostError(f"{setting}: {duration} s is longer than the clip ({clip.duration:.3f} s)")
-    rgb, _ = parse_color(color, f"{setting} color")
-    effects = [vfx.FadeIn(duration, initial_color=list(rgb))]
-    if clip.audio is not None:
-        effects.append(afx.AudioFadeIn(duration))
-    return clip.with_effects(effects)
+    return _fade(clip, duration, color, setting, at_start=True)
 
 
 def fade_out(clip, duration: float, color: str = "black", setting: str = "fade_out"):
     """Fade out to a colour over the last `duration` seconds (the sound fades out too)."""
+    return _fade(clip, duration, color, setting, at_start=False)
+
+
+def _fade(clip, duration: float, color: str, setting: str, at_start: bool):
     from moviepy import afx, vfx
 
     if duration <= 0:
@@ -410,9 +404,9 @@ def fade_out(clip, duration: float, color: str = "black", setting: str = "fade_o
     if duration > clip.duration + 1e-9:
         raise PostError(f"{setting}: {duration} s is longer than the clip ({clip.duration:.3f} s)")
     rgb, _ = parse_color(color, f"{setting} color")
-    effects = [vfx.FadeOut(duration, final_color=list(rgb))]
+    effects = [vfx.FadeIn(duration, initial_color=list(rgb)) if at_start else vfx.FadeOut(duration, final_color=list(rgb))]
     if clip.audio is not None:
-        effects.append(afx.AudioFadeOut(duration))
+        effects.append(afx.AudioFadeIn(duration) if at_start else afx.AudioFadeOut(duration))
     return clip.with_effects(effects)
 
 

@@ -1,29 +1,32 @@
 """GPU memory and time of one render step, estimated without computing anything.
 
-The real VQGAN and CLIP architectures are built on PyTorch's ``meta`` device (shapes, no data), one
-optimization step is traced there exactly as :func:`vqclip.production.render.render` runs it (decode the latent,
-cut ``cutn`` crops, encode them with every perceptor, loss, backward), and:
+The estimator builds the render's own generator and objective (the architectures of the configured
+VQGAN and CLIP models on PyTorch's ``meta`` device: shapes, no weights, no download) and runs
+:func:`vqclip.production.step.step` on them, the very step the render loop runs. While it runs:
 
 - the tensors autograd saves for the backward pass are counted with
   ``torch.autograd.graph.saved_tensors_hooks``, once per storage (views share one), weights excluded;
 - mixed precision is emulated by a ``TorchFunctionMode`` that casts like CUDA autocast does
   (convolutions and matmuls to fp16, norms/softmax/reductions to fp32, the rest by type promotion),
-  because autocast itself does not act on meta tensors;
+  because autocast itself does not act on meta tensors; the same mode answers ``float(loss)`` with NaN;
 - FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` over forward and backward (ViT-B/32 on 32
-  cutouts at 224: 0.567 TFLOP; the imagenet f16 decoder at 512x512: 2.04 TFLOP).
+  cutouts at 224: 0.567 TFLOP; the imagenet f16 decoder at 512x512: 2.04 TFLOP);
+- kornia's augmentations, which cannot run on meta tensors, are replaced by stand-ins of the same output
+  shape that save what kornia saves (measured once on the CPU, :data:`AUG_SAVED_BATCHES`).
 
-On top come the weights (fp32, as the loaders keep them), the optimizer's state of the latent, kornia's
-augmentations (measured once on the CPU, as saved batches per augmentation), twice the largest saved
-tensor for the gradients in flight during backward, and a fixed allowance for the CUDA context and
-cuBLAS/cuDNN workspaces. ``tests/test_estimate.py`` checks the traced bytes against a real CPU step.
+On top come the weights (fp32, as the loaders keep them), the optimizer's state as the step left it,
+twice the largest saved tensor for the gradients in flight during backward, and a fixed allowance for
+the CUDA context and cuBLAS/cuDNN workspaces. ``tests/test_estimate.py`` checks the traced bytes against
+the same step run on the CPU.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -31,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from vqclip.errors import ConfigError
+from vqclip.production.precision import Precision
 
 __all__ = [
     "GpuSpec", "T4", "GpuInfo", "StepEstimate", "FitReport", "Estimator", "estimate", "estimate_config", "detect_gpu",
@@ -44,10 +48,12 @@ ESTIMATE_PRECISIONS = ("fp32", "fp16", "bf16", "auto")
 # About 0.3-0.5 GiB on a T4 with recent torch; the rest is headroom for allocator fragmentation.
 CUDA_CONTEXT_BYTES = 700 * MiB
 FRAGMENTATION = 1.10  # the caching allocator rounds blocks and cannot always reuse freed ones
-# Saved tensors per augmentation, in cutout batches (measured on the CPU with vqclip.production.cutouts at
-# cutn 32, 224 px; the trailing clamp saves one more batch). kornia cannot trace on meta tensors.
-AUG_SAVED_BATCHES = {"affine": 1.7, "perspective": 1.7, "jitter": 12.0, "erasing": 0.1, "hflip": 0.0,
-                     "noise": 0.0, "sharpness": 4.1, "grayscale": 0.0}
+# What each kornia augmentation saves for backward, in batches of its input (measured on the CPU at
+# cutn 32, 224 px, inside the default crops pipeline; RandomResizedCrop inside the views pipeline).
+# kornia draws its parameters from tensor values, so it cannot run on meta tensors.
+AUG_SAVED_BATCHES = {"RandomAffine": 1.7, "RandomPerspective": 1.7, "ColorJitter": 12.0, "RandomErasing": 0.1,
+                     "RandomHorizontalFlip": 0.0, "RandomGaussianNoise": 0.0, "RandomSharpness": 4.1,
+                     "RandomGrayscale": 0.0, "RandomResizedCrop": 1.0}
 
 
 @dataclass(frozen=True)
@@ -92,15 +98,14 @@ class StepEstimate:
     height: int
     model: str
     clip: list[str]
-    cutn: int
+    cutn: int  # the objective's batch: cutouts per perceptor (cutouts) or views (views)
     precision: str  # fp32 | fp16 | bf16 (auto resolved to fp16, a T4's choice)
-    weights_bytes: int  # VQGAN + every CLIP model, fp32
+    weights_bytes: int  # the generator's model + every CLIP model, fp32
     activation_bytes: int  # tensors saved for backward (traced), augmentations included
     transient_bytes: int  # gradients in flight during backward: twice the largest saved tensor
-    optimizer_bytes: int  # the latent, its gradient and the optimizer's state
+    optimizer_bytes: int  # the optimized tensors, their gradients and the optimizer's state
     context_bytes: int = CUDA_CONTEXT_BYTES
     tflop: float = 0.0  # forward + backward of one step
-    parts_tflop: dict[str, float] = field(default_factory=dict)  # "vqgan", and one per perceptor
 
     @property
     def total_bytes(self) -> int:
@@ -140,7 +145,7 @@ class FitReport:
 
 
 # ----------------------------------------------------------------------------------------------
-# Mixed precision on meta tensors: cast as CUDA autocast would
+# Running the step on meta tensors: autocast emulated, values answered, kornia stood in for
 
 
 _TO_HALF = {"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "linear", "matmul", "mm", "bmm",
@@ -150,24 +155,35 @@ _TO_HALF = {"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d"
 _TO_FLOAT = {"group_norm", "layer_norm", "batch_norm", "softmax", "log_softmax", "norm", "normalize", "pow", "exp",
              "log", "sum", "prod", "cumsum", "cumprod", "cosine_similarity", "dist", "cdist", "renorm", "logsumexp",
              "rsqrt", "reciprocal", "softplus", "mse_loss", "l1_loss", "erfinv", "acos", "asin"}
+_VALUES = {"__float__", "item"}  # a meta tensor has no value: the step's float(loss) for the iteration event
 
 
-class _AutocastOnMeta(torch.overrides.TorchFunctionMode):
-    """Casts floating inputs of the ops CUDA autocast casts; other ops promote types as usual."""
+class _OnMeta(torch.overrides.TorchFunctionMode):
+    """Casts floating inputs of the ops CUDA autocast casts (``dtype`` None: none); ``float()`` of a meta tensor is NaN."""
 
-    def __init__(self, dtype: torch.dtype):
+    def __init__(self, dtype: torch.dtype | None):
         super().__init__()
         self.dtype = dtype
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
-        target = self.dtype if name in _TO_HALF else torch.float32 if name in _TO_FLOAT else None
+        if name in _VALUES and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+            return float("nan")
+        target = None if self.dtype is None else self.dtype if name in _TO_HALF else torch.float32 if name in _TO_FLOAT else None
         if target is not None:
             cast = lambda t: t.to(target) if isinstance(t, torch.Tensor) and t.is_floating_point() else t  # noqa: E731
             args = tuple(cast(a) for a in args)
             kwargs = {k: cast(v) for k, v in kwargs.items()}
         return func(*args, **kwargs)
+
+
+class _MetaPrecision(Precision):
+    """The render's Precision on meta: autocast emulated by :class:`_OnMeta`, no gradient scaler."""
+
+    def autocast(self):
+        """The emulated autocast of a forward pass."""
+        return _OnMeta(self.dtype)
 
 
 class _Saved:
@@ -193,15 +209,98 @@ class _Saved:
         return max(self.storages.values(), default=0)
 
 
+class _Charge(torch.autograd.Function):
+    """Identity that saves ``batches`` times its input's bytes for backward, as the kornia module it stands for."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, batches: float) -> torch.Tensor:
+        # kornia saves many tensors, none larger than its input: the largest one sets the gradients in flight
+        sizes = [min(1.0, batches - i) for i in range(math.ceil(batches))]
+        ctx.save_for_backward(*[x.new_empty(int(b * x.numel())) for b in sizes])
+        return x.clone()  # kornia returns a new tensor: what follows saves it, not the input
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad, None
+
+
+class _AugmentationStandIn(torch.nn.Module):
+    """A kornia augmentation (or a sequence of them) on meta: its output shape and its saved bytes, no kornia."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        import kornia.augmentation as K
+
+        parts = list(module.children()) if isinstance(module, K.AugmentationSequential) else [module]
+        # An augmentation vqclip does not price yet counts as the most expensive one: estimates err on the safe side.
+        self.steps = [(AUG_SAVED_BATCHES.get(type(m).__name__, max(AUG_SAVED_BATCHES.values())),
+                       tuple(m.flags["size"]) if isinstance(m, K.RandomResizedCrop) else None) for m in parts]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for batches, size in self.steps:
+            x = _Charge.apply(x, batches)
+            if size is not None:
+                x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        return x
+
+
+def _stand_in_for_kornia(objective) -> None:
+    """Replace every kornia augmentation the objective holds (its cutout makers, its views) by a stand-in."""
+    import kornia.augmentation as K
+
+    kinds = (K.AugmentationSequential, K.AugmentationBase2D)
+    for holder in _held(objective):
+        if isinstance(holder, torch.nn.Module):
+            for parent in [holder, *holder.modules()]:
+                for name, child in list(parent.named_children()):
+                    if isinstance(child, kinds):
+                        setattr(parent, name, _AugmentationStandIn(child))
+
+
+def _held(objective) -> list:
+    """What an objective holds in its attributes, lists and dicts flattened."""
+    out = []
+    for value in vars(objective).values():
+        out += list(value.values()) if isinstance(value, dict) else list(value) if isinstance(value, (list, tuple)) else [value]
+    return out
+
+
+def _objective_to_meta(objective) -> None:
+    """Move the objective's tensors and modules (built on the CPU) to meta."""
+    def move(v):
+        return v.to("meta") if isinstance(v, (torch.Tensor, torch.nn.Module)) else v
+
+    for name, value in vars(objective).items():
+        if isinstance(value, dict):
+            value = {k: move(v) for k, v in value.items()}
+        elif isinstance(value, (list, tuple)):
+            value = type(value)(move(v) for v in value)
+        setattr(objective, name, move(value))
+
+
+class _BuildPerceptor:
+    """A meta perceptor as an objective's build() sees it: text embeddings as CPU zeros of the right shape.
+
+    kornia's modules cannot even be moved to meta, so objectives are built on the CPU, their kornia
+    modules stood in for, and then moved; every other attribute is the meta perceptor's.
+    """
+
+    def __init__(self, perceptor):
+        self._perceptor = perceptor
+
+    def __getattr__(self, name: str):
+        return getattr(self._perceptor, name)
+
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        return torch.zeros(len(texts), self._perceptor.embed_dim)
+
+
+def _nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
 # ----------------------------------------------------------------------------------------------
-# Building the architectures on meta
-
-
-@dataclass
-class _Perceptor:
-    label: str
-    model: torch.nn.Module
-    input_size: int
+# The render's models on meta
 
 
 def _quiet():
@@ -220,41 +319,33 @@ def _quiet():
     return cm()
 
 
-def _meta_vqgan(spec: str | dict):
-    """The VQGAN architecture of a registry name or local {config, checkpoint} files, on meta."""
-    from vqclip.models.registry import get_model_info, model_dir
-    from vqclip.models.vqgan import build_vqgan
+class _MetaTokenizer:
+    """Token ids of the right shape: on meta the text tower needs shapes, not words."""
 
-    if isinstance(spec, dict):
-        arch: Any = Path(str(spec["config"])).expanduser()
-    else:
-        info = get_model_info(spec)
-        if info.kind != "vqgan":
-            raise ConfigError(f"models.vqgan: {spec!r} is a {info.kind}, not a VQGAN")
-        arch = info.architecture if info.arch is not None else model_dir(info) / info.files[0].filename
-        if isinstance(arch, Path) and not arch.is_file():
-            raise ConfigError(f"models.vqgan: {spec!r} ships its architecture in {str(arch)!r}, which is missing; reinstall vqclip")
-    with torch.device("meta"):
-        return build_vqgan(arch).requires_grad_(False)
+    def __init__(self, context_length: int):
+        self.context_length = context_length
+
+    def __call__(self, texts: Sequence[str]) -> torch.Tensor:
+        return torch.zeros(len(texts), self.context_length, dtype=torch.long)
 
 
-def _meta_clip(spec: str | dict) -> _Perceptor:
-    """A CLIP architecture exactly as load_perceptor builds it (QuickGELU where the weights need it), on meta."""
+def _meta_perceptor(spec: str | dict):
+    """A :class:`~vqclip.models.clip.Perceptor` of the architecture load_perceptor builds (QuickGELU where the weights need it), on meta."""
     from open_clip import get_model_preprocess_cfg
 
-    from vqclip.models.clip import build_architecture
+    from vqclip.models.clip import Perceptor, build_architecture
 
-    if isinstance(spec, dict):
-        label = str(spec.get("name") or Path(str(spec.get("config", "local"))).stem)
-    else:
-        label = spec
+    label = spec if isinstance(spec, str) else str(spec.get("name") or Path(str(spec.get("config", "local"))).stem)
     try:
         with _quiet():
             model = build_architecture(spec)
     except ConfigError as exc:  # the resolver's one line, under the setting's name
         raise ConfigError(f"models.clip: {str(exc).removeprefix('CLIP ')}") from None
-    size = get_model_preprocess_cfg(model).get("size", 224)
-    return _Perceptor(label, model.requires_grad_(False), int(size[0] if isinstance(size, (list, tuple)) else size))
+    cfg = get_model_preprocess_cfg(model)
+    size = cfg.get("size", 224)
+    size = int(size[0] if isinstance(size, (list, tuple)) else size)
+    tokenizer = _MetaTokenizer(int(getattr(model, "context_length", 77)))
+    return Perceptor(model, tokenizer, label, size, cfg.get("mean", (0.5,) * 3), cfg.get("std", (0.5,) * 3)).to("meta")
 
 
 def _param_storages(*modules) -> tuple[set[int], int]:
@@ -273,91 +364,130 @@ def _resolve_precision(precision: str) -> str:
     return "fp16" if p == "auto" else p  # auto on a T4 is fp16 (bf16 needs Ampere)
 
 
+#: the option of each objective that sets its batch (what ``cutn`` means in :meth:`Estimator.step`).
+_BATCH_OPTION = {"cutouts": "cutn", "views": "count"}
+
+
 # ----------------------------------------------------------------------------------------------
 # The estimator
 
 
 class Estimator:
-    """Meta-device models for one VQGAN and CLIP choice; :meth:`step` estimates one size."""
+    """A render config's generator and objective on meta; :meth:`step` runs production's step() at one size."""
 
-    def __init__(self, model: str | dict | None = "imagenet_f16_16384", clip: Sequence[str | dict] = ("ViT-B-32/openai",),
-                 augmentations: Sequence[str] = ("affine", "perspective", "jitter", "erasing"), views_only: bool = False):
-        self.model_label = (model if isinstance(model, str) else Path(str(model["config"])).stem) if model else "pixels"
-        self.vqgan = _meta_vqgan(model) if model else None  # None: the pixel engine (no generator)
-        self.perceptors = [_meta_clip(s) for s in clip]
+    def __init__(self, cfg):
+        from vqclip.production.engines import get_engine
+        from vqclip.production.prompts import build_timeline
+
+        g = cfg.generation
+        self.engine = get_engine(g.engine)
+        if self.engine.family != "optimized":
+            raise ConfigError(f"generation.engine: {g.engine!r} has no step to estimate; vqclip.estimate_config covers it")
+        self.cfg = cfg
+        self.timeline = build_timeline(cfg.prompts, cfg.animation.frames)
+        self.perceptors = [_meta_perceptor(p.spec) for p in cfg.models.clip]
         if not self.perceptors:
             raise ConfigError("models.clip: [] is not allowed; give at least one perceptor")
-        unknown = [a for a in augmentations if a not in AUG_SAVED_BATCHES]
-        if unknown:
-            raise ConfigError(f"generation.augmentations: {unknown[0]!r} is not allowed; use names from {', '.join(AUG_SAVED_BATCHES)}")
-        self.augmentations = list(augmentations)
-        self.views_only = views_only  # pixels in alternate mode: one perceptor per step
-        mods = [p.model for p in self.perceptors] + ([self.vqgan] if self.vqgan is not None else [])
-        self._param_keys, self.weights_bytes = _param_storages(*mods)
+        self.model_label = self.engine.name
+        self._generator(16, 16)  # fails early on a bad models.vqgan
+
+    @classmethod
+    def of(cls, model: str | dict | None = "imagenet_f16_16384", clip: Sequence[str | dict] = ("ViT-B-32/openai",),
+           augmentations: Sequence[str] = ("affine", "perspective", "jitter", "erasing"), cutn: int = 32) -> "Estimator":
+        """An estimator of a VQGAN-CLIP render with these models and cutouts (model ``None`` = the pixel generator)."""
+        from vqclip.settings.render import load_config
+
+        generation: dict[str, Any] = {"cutouts": {"augmentations": list(augmentations), "cutn": cutn}}
+        if model is None:
+            generation.update(engine="pixels", objective="cutouts")
+        models: dict[str, Any] = {"clip": [{"spec": s} for s in clip]}
+        if model is not None:
+            models["vqgan"] = model
+        return cls(load_config({"prompts": {"texts": "an estimate"}, "models": models, "generation": generation}))
 
     @property
     def factor(self) -> int:
-        """The VQGAN's downsampling (1 for pixels)."""
-        return int(self.vqgan.factor) if self.vqgan is not None else 1
+        """The generator's downsampling (the VQGAN's factor; 1 for pixels)."""
+        return self._factor
 
-    def step(self, width: int, height: int, cutn: int = 32, precision: str = "fp16") -> StepEstimate:
-        """Trace one step at ``width`` x ``height`` on meta and return its estimate."""
+    def _generator(self, width: int, height: int, precision=None):
+        """The render's generator at ``width`` x ``height`` on meta, and the bytes and storages of every model's weights."""
+        from vqclip.production.engines.base import EngineContext
+
+        ctx = EngineContext(self.cfg, torch.device("meta"), height, width, precision=precision, timeline=self.timeline)
+        generator = self.engine.build_meta(ctx)
+        model = getattr(generator, "model", None)  # the VQGAN; pixels have none
+        self._factor = int(getattr(model, "factor", 1))
+        self.model_label = getattr(generator, "label", self.engine.name)
+        keys, weights = _param_storages(*self.perceptors, *([model] if model is not None else []))
+        return generator, keys, weights
+
+    def _objective(self, ctx, batch: int | None):
+        """The render's objective on meta, its batch option set to ``batch``, kornia stood in for."""
+        from vqclip.production.objectives import get_objective
+        from vqclip.production.prompts import PromptBank
+
+        g = self.cfg.generation
+        options = g.objective_options
+        key = _BATCH_OPTION.get(g.objective)
+        if batch is not None and key is not None:
+            options = dataclasses.replace(options, **{key: batch})
+        cfg = dataclasses.replace(self.cfg, generation=dataclasses.replace(g, sections={**g.sections, g.objective: options}))
+        ctx = dataclasses.replace(ctx, config=cfg, device=torch.device("cpu"))
+        prompts = self.timeline.all_prompts()
+        embeds = [{p: torch.zeros(perceptor.embed_dim, device="meta") for p in prompts} for perceptor in self.perceptors]
+        bank = PromptBank(self.timeline, [p.weight for p in self.cfg.models.clip], embeds)
+        objective = get_objective(g.objective).build(ctx, [_BuildPerceptor(p) for p in self.perceptors], bank)
+        _stand_in_for_kornia(objective)
+        _objective_to_meta(objective)
+        return objective, int(getattr(options, key)) if key else 0
+
+    def step(self, width: int, height: int, cutn: int | None = None, precision: str | None = None) -> StepEstimate:
+        """Run one :func:`~vqclip.production.step.step` at ``width`` x ``height`` on meta and return its estimate.
+
+        ``cutn`` replaces the objective's batch (cutouts: cutn, views: count); None keeps the config's.
+        """
         from torch.utils.flop_counter import FlopCounterMode
 
-        from vqclip.production.cutouts import Cutouts
+        from vqclip.production.step import make_optimizer, step
 
         if width < 16 or height < 16:
             raise ConfigError(f"size: {width}x{height} is not allowed; width and height must be at least 16")
-        if cutn < 1:
-            raise ConfigError(f"generation.cutn: {cutn} is not allowed; use 1 or more")
-        prec = _resolve_precision(precision)
-        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(prec)
-        saved = _Saved(self._param_keys)
-        mode = _AutocastOnMeta(dtype) if dtype is not None else contextlib.nullcontext()
-        flops: dict[str, float] = {}
-        batch_bytes = 0
-        f = self.factor
-        gh, gw = math.ceil(height / f), math.ceil(width / f)
-        with torch.autograd.graph.saved_tensors_hooks(saved.pack, lambda t: t):
-            # 1. The frame: a latent snapped to the codebook and decoded (vqgan) or the pixels themselves.
-            if self.vqgan is not None:
-                param = torch.zeros(1, self.vqgan.embed_dim, gh, gw, device="meta", requires_grad=True)
-                with FlopCounterMode(display=False) as fc, mode:
-                    out = self.vqgan.decode(self.vqgan.quantize_st(param))
-                    top, left = (gh * f - height) // 2, (gw * f - width) // 2
-                    image = out[:, :, top : top + height, left : left + width]
-                    image.float().sum().backward(retain_graph=True)  # decoder backward FLOPs; graph kept for the rest
-                flops["vqgan"] = fc.get_total_flops() / 1e12
-            else:
-                param = torch.zeros(1, 3, height, width, device="meta", requires_grad=True)
-                image = param
-            # 2. Cutouts through every perceptor, as one batch each; the spherical distance loss.
-            losses = []
-            for p in self.perceptors:
-                with FlopCounterMode(display=False) as fc, mode:
-                    batch = Cutouts(p.input_size, cutn)(image)
-                    emb = F.normalize(p.model.encode_image((batch - 0.5) / 0.25), dim=-1)
-                    target = F.normalize(torch.zeros(1, emb.shape[-1], device="meta"), dim=-1)
-                    loss = (emb - target).norm(dim=-1).div(2).arcsin().pow(2).mul(2).mean()
-                    torch.autograd.grad(loss, batch, retain_graph=True)  # CLIP backward to its input
-                flops[p.label] = fc.get_total_flops() / 1e12
-                batch_bytes = max(batch_bytes, batch.numel() * batch.element_size())
-                losses.append(loss)
-        aug_bytes = int(batch_bytes * (1.0 + sum(AUG_SAVED_BATCHES[a] for a in self.augmentations))) if self.augmentations else 0
-        if self.views_only and len(self.perceptors) > 1:  # alternate: one perceptor per step
-            clip_flops = [v for k, v in flops.items() if k != "vqgan"]
-            step_tflop = flops.get("vqgan", 0.0) + max(clip_flops)
-        else:
-            step_tflop = sum(flops.values())
-        n_param = param.numel() * 4
+        key = _BATCH_OPTION.get(self.cfg.generation.objective, "cutn")
+        if cutn is not None and (isinstance(cutn, bool) or not isinstance(cutn, int) or cutn < 1):
+            raise ConfigError(f"generation.{self.cfg.generation.objective}.{key}: {cutn!r} is not allowed; use a whole number >= 1")
+        prec = _resolve_precision(precision or self.cfg.generation.precision)
+        meta = torch.device("meta")
+        precision_ = _MetaPrecision(prec, meta, {"fp16": torch.float16, "bf16": torch.bfloat16}.get(prec), None)
+        g = self.cfg.generation
+        generator, param_keys, weights_bytes = self._generator(width, height, precision_)
+        objective, batch = self._objective(generator.ctx, cutn)
+        optimizer = make_optimizer(g.optimizer, generator, g.lr)
+        # A later frame (the usual step): it has a reference, so a stability pull is part of the step when weighted.
+        frame = min(1, self.cfg.animation.frames - 1)
+        reference = torch.zeros(1, 3, height, width, device=meta) if frame else None
+        activation = transient = 0
+        tflop = 0.0
+        # An objective may use another perceptor each iteration (views: alternate): one step per perceptor, the largest counts.
+        with torch.random.fork_rng(devices=[]):  # cutout sizes come from torch's CPU generator: leave a render's stream alone
+            torch.manual_seed(0)
+            for iteration in range(len(self.perceptors)):
+                saved = _Saved(param_keys)
+                with torch.autograd.graph.saved_tensors_hooks(saved.pack, lambda t: t), \
+                        FlopCounterMode(display=False) as fc, _OnMeta(None):
+                    step(generator, objective, optimizer, precision_, frame, iteration, reference)
+                activation, transient = max(activation, saved.total), max(transient, 2 * saved.largest)
+                tflop = max(tflop, fc.get_total_flops() / 1e12)
+        state = [t for s in optimizer.state.values() for t in s.values() if isinstance(t, torch.Tensor) and t.is_meta]
+        params = generator.parameters()
         return StepEstimate(
-            width=width, height=height, model=self.model_label, clip=[p.label for p in self.perceptors], cutn=cutn,
-            precision=prec, weights_bytes=self.weights_bytes, activation_bytes=saved.total + aug_bytes,
-            transient_bytes=2 * saved.largest, optimizer_bytes=4 * n_param,  # latent, grad, Adam's two moments
-            tflop=step_tflop, parts_tflop=flops,
+            width=width, height=height, model=self.model_label, clip=[p.name for p in self.perceptors], cutn=batch,
+            precision=prec, weights_bytes=weights_bytes, activation_bytes=activation, transient_bytes=transient,
+            optimizer_bytes=sum(_nbytes(t) for t in [*params, *params, *state]),  # the tensors, their gradients, the state
+            tflop=tflop,
         )
 
-    def largest_fitting(self, width: int, height: int, budget_bytes: int, cutn: int = 32, precision: str = "fp16",
+    def largest_fitting(self, width: int, height: int, budget_bytes: int, cutn: int | None = None, precision: str | None = None,
                         multiple: int | None = None) -> tuple[int, int] | None:
         """The largest size with the aspect of ``width:height`` (sides multiples of the VQGAN factor) within ``budget_bytes``."""
         m = multiple or max(self.factor, 2)
@@ -398,16 +528,15 @@ class Estimator:
 def estimate(width: int = 640, height: int = 384, model: str | dict | None = "imagenet_f16_16384",
              clip: Sequence[str | dict] = ("ViT-B-32/openai",), cutn: int = 32, precision: str = "fp16",
              augmentations: Sequence[str] = ("affine", "perspective", "jitter", "erasing")) -> StepEstimate:
-    """Estimate one step of a VQGAN-CLIP render (model ``None`` = the pixel engine)."""
-    return Estimator(model, clip, augmentations).step(width, height, cutn, precision)
+    """Estimate one step of a VQGAN-CLIP render (model ``None`` = the pixel generator with cutouts)."""
+    return Estimator.of(model, clip, augmentations, cutn).step(width, height, None, precision)
 
 
 def estimate_config(cfg, precision: str | None = None):
     """Estimate a :class:`~vqclip.settings.render.RenderConfig` by its engine: one step (optimized) or the whole render (sampled)."""
     if _is_sampled(cfg):
         return _sampled_estimate(cfg, cfg.size.width, cfg.size.height, precision)
-    est, cutn = _estimator_for(cfg)
-    return est.step(cfg.size.width, cfg.size.height, cutn, precision or cfg.generation.precision)
+    return Estimator(cfg).step(cfg.size.width, cfg.size.height, None, precision)
 
 
 def _is_sampled(cfg) -> bool:
@@ -461,21 +590,6 @@ def _fit_message(need_bytes: int, gpu_name: str, budget: int, largest, fits: boo
     return f"too big: ~{need:.1f} GiB needed, {gpu_name} has {have:.1f} GiB, and {nothing}"
 
 
-def _estimator_for(cfg) -> tuple[Estimator, int]:
-    """The estimator of the configured engine: its generator (vqgan decoder or none) and its objective's batch."""
-    from vqclip.production.engines import get_engine
-
-    g = cfg.generation
-    if get_engine(g.engine).family != "optimized":
-        raise ConfigError(f"generation.engine: {g.engine!r} has no memory estimate yet; estimates cover vqgan and pixels")
-    specs = [p.spec for p in cfg.models.clip]
-    model = cfg.models.vqgan if g.engine == "vqgan" else None  # the pixel generator has no decoder
-    o = g.objective_options
-    if g.objective == "views":
-        return Estimator(model, specs, ["perspective"], views_only=o.perceptor_mode == "alternate"), int(o.count)
-    return Estimator(model, specs, o.augmentations), o.cutn
-
-
 # ----------------------------------------------------------------------------------------------
 # The GPU here, and whether a render fits it
 
@@ -488,9 +602,12 @@ def detect_gpu() -> GpuInfo | None:
     return GpuInfo(torch.cuda.get_device_name(0), int(total), int(free))
 
 
-def check_fit(target, width: int | None = None, height: int | None = None, cutn: int = 32,
+def check_fit(target, width: int | None = None, height: int | None = None, cutn: int | None = None,
               precision: str | None = None, gpu: GpuInfo | GpuSpec | None = None) -> FitReport:
-    """Estimate a render (a RenderConfig, or an Estimator with a size) against ``gpu`` (default: this machine's, else a T4)."""
+    """Estimate a render (a RenderConfig, or an Estimator with a size) against ``gpu`` (default: this machine's, else a T4).
+
+    ``cutn`` and ``precision`` default to the config's.
+    """
     if isinstance(target, Estimator):
         est = target
         if width is None or height is None:
@@ -498,10 +615,8 @@ def check_fit(target, width: int | None = None, height: int | None = None, cutn:
     elif _is_sampled(target):
         return _sampled_fit(target, precision, gpu or detect_gpu() or T4)
     else:
-        est, cutn = _estimator_for(target)
+        est = Estimator(target)
         width, height = target.size.width, target.size.height
-        precision = precision or target.generation.precision
-    precision = precision or "fp16"
     gpu = gpu or detect_gpu() or T4
     step = est.step(width, height, cutn, precision)
     budget = gpu.total_bytes
@@ -515,7 +630,7 @@ def check_fit(target, width: int | None = None, height: int | None = None, cutn:
 def format_estimate_table(sizes: Sequence[tuple[int, int]] = ((256, 256), (512, 288), (400, 400), (640, 360), (360, 640), (512, 512), (640, 384), (768, 432), (1024, 576)),
                           model: str = "imagenet_f16_16384", clip: Sequence[str] = ("ViT-B-32/openai",), cutn: int = 32) -> str:
     """A Markdown table of memory and time per step on a T4, fp16 and fp32, for the common sizes."""
-    est = Estimator(model, clip)
+    est = Estimator.of(model, clip, cutn=cutn)
     lines = ["| size | fp16 GiB | fp16 s/step | fp32 GiB | fp32 s/step | TFLOP/step |", "|---|---|---|---|---|---|"]
     for w, h in sizes:
         a, b = est.step(w, h, cutn, "fp16"), est.step(w, h, cutn, "fp32")

@@ -2,9 +2,12 @@
 
 - :func:`read_yaml` reads a preset file: UTF-8 only, duplicate keys refused, aliases bounded.
 - :func:`build` turns a mapping into a dataclass from its fields' type hints; a field's
-  ``metadata`` may add ``range: (lo, hi)`` (either side None) and ``choices: (...)``; unknown keys get a
-  did-you-mean. A bare string may stand for one field of a dataclass (``shorthand``) and list fields
-  name their item type (``list_items``), so the loader itself knows no schema.
+  ``metadata`` may add ``range: (lo, hi)`` (either side None; a zero lower bound is open for numbers
+  unless ``open_low: False``), ``also: (-1,)`` (values allowed outside the range), ``choices: (...)``
+  (or a function returning them) and ``fold: True`` (choices match in any case, stored lower-case);
+  unknown keys get a did-you-mean, at this level or, through ``elsewhere``, in another section. A bare
+  string may stand for one field of a dataclass (``shorthand``) and list fields name their item type
+  (``list_items``), so the loader itself knows no schema.
 - :func:`apply_override` applies one ``a.b=value`` (the value read as YAML) to a preset dict.
 
 Every error is one :class:`ConfigError` naming the setting, the bad value and what is allowed.
@@ -167,31 +170,48 @@ def _type_name(tp: Any) -> str:
     )
 
 
-def _span(bounds: tuple, whole: bool) -> str:
-    """``1..1024``, ``> 0 and <= 10``, ``>= 1``: what a ``range`` metadata allows, in words."""
-    lo, hi = bounds
+def _span(meta: typing.Mapping, whole: bool) -> str:
+    """``1..1024``, ``> 0 and <= 10``, ``>= 1 or -1``: what a field's ``range`` (and ``also``) metadata allows, in words."""
+    lo, hi = meta["range"]
+    open_low = _open_low(meta, whole)
     if lo is not None and hi is not None:
-        return f"{lo}..{hi}" if whole else f"> {lo} and <= {hi}" if lo == 0 else f"from {lo} to {hi}"
-    return f">= {lo}" if lo is not None else f"<= {hi}"
+        text = f"{lo}..{hi}" if whole else f"> {lo} and <= {hi}" if open_low else f"from {lo} to {hi}"
+    else:
+        text = f"{'>' if open_low else '>='} {lo}" if lo is not None else f"<= {hi}"
+    return text + "".join(f" or {a}" for a in meta.get("also", ()))
 
 
-def _check_meta(where: str, value: Any, meta: typing.Mapping) -> Any:
-    """Apply a field's ``range`` (a zero lower bound is open for numbers) and ``choices`` metadata."""
+def _open_low(meta: typing.Mapping, whole: bool) -> bool:
+    """A zero lower bound excludes zero for numbers (a step size, a weight), unless the field says otherwise."""
+    return not whole and meta["range"][0] == 0 and meta.get("open_low", True)
+
+
+def _allowed(meta: typing.Mapping, whole: bool) -> str:
+    return f"use {'a whole number' if whole else 'a number'} {_span(meta, whole)}"
+
+
+def _check_meta(where: str, value: Any, meta: typing.Mapping, shown: Any) -> Any:
+    """Apply a field's ``choices``/``fold`` and ``range``/``also`` metadata; ``shown`` is the value as the user wrote it."""
     choices = meta.get("choices")
-    if choices is not None and value not in choices:
-        raise ConfigError(f"{where}: {value!r} is not allowed; use one of {', '.join(map(str, choices))}{did_you_mean(value, choices)}")
+    if choices is not None and value is not None:
+        choices = list(choices() if callable(choices) else choices)
+        if meta.get("fold") and isinstance(value, str):
+            value = value.lower()
+        if value not in choices:
+            raise ConfigError(f"{where}: {shown!r} is not allowed; use one of {', '.join(map(str, choices))}{did_you_mean(value, choices)}")
     bounds = meta.get("range")
-    if bounds is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+    if bounds is not None and isinstance(value, (int, float)) and not isinstance(value, bool) and value not in meta.get("also", ()):
         lo, hi = bounds
         whole = isinstance(value, int)
-        if (lo is not None and (value < lo or (lo == 0 and value == 0 and not whole))) or (hi is not None and value > hi):
-            raise ConfigError(f"{where}: {value!r} is not allowed; use {'a whole number' if whole else 'a number'} {_span(bounds, whole)}")
+        if (lo is not None and (value < lo or (value == lo and _open_low(meta, whole)))) or (hi is not None and value > hi):
+            raise ConfigError(f"{where}: {shown!r} is not allowed; {_allowed(meta, whole)}")
     return value
 
 
-def _convert(value: Any, tp: Any, where: str, shorthand: dict, list_items: dict, owner: type | None = None, name: str = "") -> Any:
+def _convert(value: Any, tp: Any, where: str, shorthand: dict, list_items: dict, owner: type | None = None, name: str = "",
+             elsewhere=None) -> Any:
     """Check and convert one YAML value to the annotated type; ConfigError naming ``where`` if it does not fit."""
-    conv = lambda v, t, w, o=None, n="": _convert(v, t, w, shorthand, list_items, o, n)  # noqa: E731
+    conv = lambda v, t, w, o=None, n="": _convert(v, t, w, shorthand, list_items, o, n, elsewhere)  # noqa: E731
     origin = typing.get_origin(tp)
     if tp is Any:
         return value
@@ -204,8 +224,11 @@ def _convert(value: Any, tp: Any, where: str, shorthand: dict, list_items: dict,
         for arg in args:  # list before str so [x, y] is not taken for text; str before numbers for quality
             try:
                 return conv(value, arg, where, owner, name)
-            except ConfigError:
-                pass
+            except ConfigError as exc:
+                # A list given for a list type (a mapping for a dataclass) failed inside: that error is the one to see.
+                if len(args) == 1 or (isinstance(value, list) and (arg is list or typing.get_origin(arg) is list)) \
+                        or (isinstance(value, dict) and dataclasses.is_dataclass(arg)):
+                    raise exc from None
         raise ConfigError(f"{where}: {value!r} is not allowed; expected {' or '.join(_type_name(a) for a in args)}")
     if value is None:
         raise ConfigError(f"{where}: a value is required here (expected {_type_name(tp)})")
@@ -214,7 +237,11 @@ def _convert(value: Any, tp: Any, where: str, shorthand: dict, list_items: dict,
             value = {shorthand[tp]: value}
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping of settings, got {value!r}")
-        return build(tp, value, where, shorthand=shorthand, list_items=list_items)
+        return build(tp, value, where, shorthand=shorthand, list_items=list_items, elsewhere=elsewhere)
+    if tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {value!r} is not allowed; this section is a mapping of settings (key: value)")
+        return value
     if tp is list or origin is list:
         item_tp = (typing.get_args(tp) or [list_items.get((owner, name), Any)])[0]
         if not isinstance(value, (list, tuple)):
@@ -242,8 +269,13 @@ def _convert(value: Any, tp: Any, where: str, shorthand: dict, list_items: dict,
     return value
 
 
-def build(cls: type, data: dict, where: str = "", *, shorthand: dict | None = None, list_items: dict | None = None) -> Any:
-    """A dataclass from a mapping: unknown keys rejected with a did-you-mean, each value converted and range-checked."""
+def build(cls: type, data: dict, where: str = "", *, shorthand: dict | None = None, list_items: dict | None = None,
+          skip: typing.Collection[str] = (), elsewhere=None) -> Any:
+    """A dataclass from a mapping: unknown keys rejected with a did-you-mean, each value converted and range-checked.
+
+    Keys in ``skip`` are allowed here but built by the caller; ``elsewhere(key)`` names the full path of a
+    setting of that name in another section (``generation.width`` -> ``size.width``) for the did-you-mean.
+    """
     shorthand, list_items = shorthand or {}, list_items or {}
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
@@ -253,19 +285,23 @@ def build(cls: type, data: dict, where: str = "", *, shorthand: dict | None = No
     for key, value in data.items():
         key_s = str(key)
         sub = f"{where}.{key_s}" if where else key_s
+        if key_s in skip:
+            continue
         if key_s not in fields:
-            close = difflib.get_close_matches(key_s, list(fields), n=1, cutoff=0.6)
-            hint = f"; did you mean {(f'{where}.' if where else '') + close[0]!r}?" if close else ""
-            raise ConfigError(f"{sub}: unknown setting{hint} (allowed here: {', '.join(fields)})")
+            allowed = [*fields, *skip]
+            close = difflib.get_close_matches(key_s, allowed, n=1, cutoff=0.6)
+            other = (f"{where}.{close[0]}" if where else close[0]) if close else elsewhere(key_s) if elsewhere else None
+            hint = f"; did you mean {other!r}?" if other else ""
+            raise ConfigError(f"{sub}: unknown setting{hint} (allowed here: {', '.join(allowed)})")
         meta = fields[key_s].metadata
         try:
-            converted = _convert(value, hints[key_s], sub, shorthand, list_items, cls, key_s)
+            converted = _convert(value, hints[key_s], sub, shorthand, list_items, cls, key_s, elsewhere)
         except ConfigError:
-            if meta.get("range") is None or hints[key_s] not in (int, float):
+            base = [a for a in typing.get_args(hints[key_s]) if a is not type(None)] or [hints[key_s]]
+            if meta.get("range") is None or base[0] not in (int, float):
                 raise
-            whole = hints[key_s] is int
-            raise ConfigError(f"{sub}: {value!r} is not allowed; use {'a whole number' if whole else 'a number'} {_span(meta['range'], whole)}") from None
-        kwargs[key_s] = _check_meta(sub, converted, meta)
+            raise ConfigError(f"{sub}: {value!r} is not allowed; {_allowed(meta, base[0] is int)}") from None
+        kwargs[key_s] = _check_meta(sub, converted, meta, value)
     return cls(**kwargs)
 
 

@@ -2,8 +2,11 @@
 
 A preset is a YAML file with the sections below (all optional; every default is explained beside
 it). Bundled presets live in the top-level ``presets/`` folder, shipped as the package
-``vqclip.presets``, and are found by name. Validation raises :class:`ConfigError` naming the key,
-the bad value and what is allowed; unknown keys get a did-you-mean. The names of the VQGAN-CLIP
+``vqclip.presets``, and are found by name. Every section is built by the one typed loader
+(:func:`vqclip.settings.loader.build`: types, and ranges/choices from field metadata); what a type
+cannot say (files exist, registry names, schedules, the engine's defaults) is checked and resolved
+here. Errors are one :class:`ConfigError` naming the key, the bad value and what is allowed; unknown
+keys get a did-you-mean with the full path. The names of the VQGAN-CLIP
 notebook (texts, width, height, model, images_interval, init_image, target_images, seed,
 max_iterations) are kept so its users find them: ``model`` is ``models.vqgan`` here.
 """
@@ -11,11 +14,10 @@ max_iterations) are kept so its users find them: ``model`` is ``models.vqgan`` h
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
-import math
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,20 @@ OPTIMIZERS = {
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 BORDER_MODES = ("reflect", "replicate", "zeros")
 DEFAULT_FRAMES = 24  # frames of a render without scenes when animation.frames is not given
+SGD_LR_SCALE = 100.0  # generation.lr: null with optimizer sgd -> the engine's (Adam) default times this
+MAX_STEPS = 100_000  # steps per frame: 500x the paper's first frame; beyond it a render never ends on any GPU
+
+
+def _engine_names() -> list[str]:
+    from vqclip.production.engines import engine_names
+
+    return engine_names()
+
+
+def _objective_names() -> list[str]:
+    from vqclip.production.objectives import OBJECTIVES
+
+    return list(OBJECTIVES)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -50,28 +66,28 @@ DEFAULT_FRAMES = 24  # frames of a render without scenes when animation.frames i
 class SceneConfig:
     """One scene of a prompt timeline."""
 
-    texts: str | list[str] = ""  # this scene's prompts, "text:weight:stop" joined by "|"
-    target_images: str | list[str] = ""  # this scene's image prompts, "path:weight:stop" joined by "|"
-    frames: int = 12  # how many frames the scene lasts; its weight fades into the next scene's across them
-    blend: int | None = None  # frames at the scene's end that mix with the next scene; null = all but the first, 0 = a cut
+    texts: str | list[str] | None = ""  # this scene's prompts, "text:weight:stop" joined by "|"
+    target_images: str | list[str] | None = ""  # this scene's image prompts, "path:weight:stop" joined by "|"
+    frames: int = field(default=12, metadata={"range": (1, None)})  # how many frames the scene lasts; its weight fades into the next scene's across them
+    blend: int | None = field(default=None, metadata={"range": (0, None)})  # frames at the scene's end that mix with the next scene; null = all but the first, 0 = a cut
 
 
 @dataclass
 class PromptsConfig:
     """What the video shows."""
 
-    texts: str | list[str] = ""  # "text:weight:stop" joined by "|"; a negative weight pushes away; with scenes, acts on every frame (a style)
-    target_images: str | list[str] = ""  # image prompts "path:weight:stop" joined by "|", pulled toward like texts
+    texts: str | list[str] | None = ""  # "text:weight:stop" joined by "|"; a negative weight pushes away; with scenes, acts on every frame (a style)
+    target_images: str | list[str] | None = ""  # image prompts "path:weight:stop" joined by "|", pulled toward like texts
     init_image: str | None = None  # start the first frame from this picture instead of random codes
-    scenes: list[SceneConfig] = field(default_factory=list)  # a timeline; neighbouring scenes blend linearly (paper 000 eq. 1)
+    scenes: list[SceneConfig] | None = field(default_factory=list)  # a timeline; neighbouring scenes blend linearly (paper 000 eq. 1)
 
 
 @dataclass
 class SizeConfig:
     """Frame size in pixels; any size works, the output is exactly this."""
 
-    width: int = 640  # the production paper's notebook setting (640x384 fits a 15 GB T4)
-    height: int = 384
+    width: int = field(default=640, metadata={"range": (16, 4096)})  # the production paper's notebook setting (640x384 fits a 15 GB T4)
+    height: int = field(default=384, metadata={"range": (16, 4096)})
 
 
 @dataclass
@@ -79,7 +95,7 @@ class PerceptorConfig:
     """One CLIP model that judges the frames, and how much its judgement counts."""
 
     spec: str | dict = "ViT-B-32/openai"  # open_clip "ARCH/PRETRAINED", "toy", or {config|name, weights} local files
-    weight: float = 1.0  # this perceptor's share of the loss
+    weight: float = field(default=1.0, metadata={"range": (0, None)})  # this perceptor's share of the loss
 
 
 @dataclass
@@ -98,20 +114,20 @@ class ModelsConfig:
 class GenerationConfig:
     """How each frame is optimized."""
 
-    engine: str = "vqgan"  # vqgan (a VQGAN latent) | pixels (RGB pixels, paper 000) | a registered sampled engine
-    seed: int = -1  # -1 draws a random seed, recorded in settings.yaml so the render can be repeated
-    max_iterations: int = -1  # a cap on steps over the whole render; -1 = no cap (until the frames are done or you stop it)
-    precision: str = "auto"  # auto (bf16 or fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
+    engine: str = field(default="vqgan", metadata={"choices": _engine_names, "fold": True})  # vqgan (a VQGAN latent) | pixels (RGB pixels, paper 000) | a registered sampled engine
+    seed: int = field(default=-1, metadata={"range": (0, 2**32 - 1), "also": (-1,)})  # -1 draws a random seed, recorded in settings.yaml so the render can be repeated
+    max_iterations: int = field(default=-1, metadata={"range": (1, None), "also": (-1,)})  # a cap on steps over the whole render; -1 = no cap (until the frames are done or you stop it)
+    precision: str = field(default="auto", metadata={"choices": PRECISIONS, "fold": True})  # auto (bf16 or fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
     device: str = "auto"  # auto (cuda if present) | cpu | cuda | cuda:N
     # Optimized engines only; null = the generator's default, resolved at load (Generator.defaults):
-    iterations_first_frame: int | None = None  # the first frame starts from noise: vqgan 200, pixels 100
-    iterations_per_frame: int | None = None  # later frames start from the previous one: vqgan 30, pixels 25 (10 fast)
-    lr: float | None = None  # step size: vqgan 0.1 (0.15 suits gumbel), pixels 0.1 (0.17 fast)
-    optimizer: str = "adam"  # one of OPTIMIZERS: adam, adamw, adamax, nadam, radam, sgd, rmsprop, adagrad
+    iterations_first_frame: int | None = field(default=None, metadata={"range": (1, MAX_STEPS)})  # the first frame starts from noise: vqgan 200, pixels 100
+    iterations_per_frame: int | None = field(default=None, metadata={"range": (1, MAX_STEPS)})  # later frames start from the previous one: vqgan 30, pixels 25 (10 fast)
+    lr: float | None = field(default=None, metadata={"range": (0, 100)})  # step size: vqgan 0.1 (0.15 suits gumbel), pixels 0.1 (0.17 fast)
+    optimizer: str = field(default="adam", metadata={"choices": OPTIMIZERS, "fold": True})  # one of OPTIMIZERS: adam, adamw, adamax, nadam, radam, sgd, rmsprop, adagrad
     reset_optimizer: bool = True  # a fresh optimizer each frame: the warped frame is a new problem
-    stability_weight: float | None = None  # L1 pull toward the warped previous frame (paper 000 eq. 2): vqgan 0, pixels 4 - 4*tau
-    objective: str | None = None  # cutouts | views; null = the generator's own (vqgan -> cutouts, pixels -> views)
-    sections: dict[str, Any] = field(default_factory=dict)  # generation.<name> -> its Options, for every engine and objective
+    stability_weight: float | None = field(default=None, metadata={"range": (0, None), "open_low": False})  # L1 pull toward the warped previous frame (paper 000 eq. 2): vqgan 0, pixels 4 - 4*tau
+    objective: str | None = field(default=None, metadata={"choices": _objective_names, "fold": True})  # cutouts | views; null = the generator's own (vqgan -> cutouts, pixels -> views)
+    sections: dict[str, Any] = field(default_factory=dict, metadata={"internal": True})  # generation.<name> -> its Options, for every engine and objective
 
     @property
     def options(self) -> Any:
@@ -128,24 +144,25 @@ class GenerationConfig:
 class AnimationConfig:
     """How one frame becomes the start of the next: keyframe schedules, per frame."""
 
-    frames: int | None = None  # None = the scenes' total, or 24 without scenes
-    zoom: str | dict = "0:(1.0)"  # scale per frame, >1 zooms in; "0:(1.0), 30:(1.05)" ramps; may use t; or {beats: song.wav, pulse: 1.08}
-    angle: str | dict = "0:(0)"  # rotation per frame in degrees, counter-clockwise
-    translation_x: str | dict = "0:(0)"  # shift per frame in pixels, positive moves the picture right
-    translation_y: str | dict = "0:(0)"  # shift per frame in pixels, positive moves the picture down
-    border_mode: str = "reflect"  # what fills the edges a warp uncovers: reflect | replicate | zeros
+    frames: int | None = field(default=None, metadata={"range": (1, 100_000)})  # None = the scenes' total, or 24 without scenes
+    # Schedules: a keyframe string, a number, or a beat mapping; vqclip.production.schedule checks and resolves them.
+    zoom: Any = "0:(1.0)"  # scale per frame, >1 zooms in; "0:(1.0), 30:(1.05)" ramps; may use t; or {beats: song.wav, pulse: 1.08}
+    angle: Any = "0:(0)"  # rotation per frame in degrees, counter-clockwise
+    translation_x: Any = "0:(0)"  # shift per frame in pixels, positive moves the picture right
+    translation_y: Any = "0:(0)"  # shift per frame in pixels, positive moves the picture down
+    border_mode: str = field(default="reflect", metadata={"choices": BORDER_MODES, "fold": True})  # what fills the edges a warp uncovers: reflect | replicate | zeros
 
 
 @dataclass
 class OutputConfig:
     """What is written besides the frames."""
 
-    fps: float = 12.0  # frames per second of the draft video
-    images_interval: int = 50  # the paper's display rate: a preview every N steps; 0 = none
+    fps: float = field(default=12.0, metadata={"range": (1, 240)})  # frames per second of the draft video; below 1 ffmpeg players stall
+    images_interval: int = field(default=50, metadata={"range": (0, MAX_STEPS)})  # the paper's display rate: a preview every N steps; 0 = none
     video: bool = True  # write the draft video.mp4 (H.264, yuv420p, +faststart)
     video_quality: str | int = "high"  # lossless | high | medium | low | draft, or an x264 CRF 0..51
     contact_sheet: bool = True  # write contact_sheet.png, a grid of frames to judge a render at a glance
-    save_every: int = 25  # also save resume.pt every N optimizer steps inside a frame (0 = at frame boundaries only): a kill costs at most N steps
+    save_every: int = field(default=25, metadata={"range": (0, MAX_STEPS)})  # also save resume.pt every N optimizer steps inside a frame (0 = at frame boundaries only): a kill costs at most N steps
 
 
 @dataclass
@@ -163,56 +180,22 @@ class RenderConfig:
 
 
 # ----------------------------------------------------------------------------------------------
-# Small validators: each names the key, the value and what is allowed
+# Loading: the typed loader builds every section; what types and ranges cannot say is checked and resolved here
 
 
-def _int(key: str, v: Any, lo: int | None = None, hi: int | None = None, also: tuple = ()) -> int:
-    if v in also and not isinstance(v, bool):
-        return int(v)
-    ok = isinstance(v, int) and not isinstance(v, bool)
-    if not ok or (lo is not None and v < lo) or (hi is not None and v > hi):
-        rng = f"{lo}..{hi}" if hi is not None else f">= {lo}" if lo is not None else "any"
-        extra = "".join(f" or {a}" for a in also)
-        raise ConfigError(f"{key}: {v!r} is not allowed; use a whole number {rng}{extra}")
-    return v
+def _known_paths() -> list[str]:
+    """Every dotted key of the schema, for did-you-mean across sections."""
+    hints = typing.get_type_hints(RenderConfig)
+    out = []
+    for f in dataclasses.fields(RenderConfig):
+        if dataclasses.is_dataclass(hints[f.name]):
+            out += [f"{f.name}.{g.name}" for g in dataclasses.fields(hints[f.name]) if not g.metadata.get("internal")]
+    return out + ["description", "post"]
 
 
-def _num(key: str, v: Any, lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> float:
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    if ok and lo is not None and (v < lo or (lo_open and v == lo)):
-        ok = False
-    if ok and hi is not None and v > hi:
-        ok = False
-    if not ok:
-        bound = f"{'>' if lo_open else '>='} {lo}" if lo is not None else "finite"
-        if hi is not None:
-            bound += f" and <= {hi}"
-        raise ConfigError(f"{key}: {v!r} is not allowed; use a number {bound}")
-    return float(v)
-
-
-def _bool(key: str, v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise ConfigError(f"{key}: {v!r} is not allowed; use true or false")
-    return v
-
-
-def _choice(key: str, v: Any, choices) -> str:
-    if not isinstance(v, str) or v.lower() not in choices:
-        raise ConfigError(
-            f"{key}: {v!r} is not allowed; use one of {', '.join(choices)}{did_you_mean(str(v).lower(), choices)}"
-        )
-    return v.lower()
-
-
-def _text(key: str, v: Any, allow_list: bool = True) -> str | list[str]:
-    if v is None:
-        return ""
-    if isinstance(v, str):
-        return v
-    if allow_list and isinstance(v, list) and all(isinstance(x, str) for x in v):
-        return list(v)
-    raise ConfigError(f"{key}: {v!r} is not allowed; use a string{' or a list of strings' if allow_list else ''}")
+def _elsewhere(key: str) -> str | None:
+    """The full path of a setting named ``key`` in another section (``width`` -> ``size.width``), if there is one."""
+    return next((p for p in _known_paths() if p.rsplit(".", 1)[-1] == key), None)
 
 
 def _mapping(key: str, v: Any) -> dict:
@@ -223,72 +206,14 @@ def _mapping(key: str, v: Any) -> dict:
     return v
 
 
-def _fields(cls) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls) if f.name != "sections"]
-
-
-def _known_paths() -> list[str]:
-    """Every dotted key of the schema, for did-you-mean across sections."""
-    out = []
-    for sec in ("prompts", "size", "models", "generation", "animation", "output"):
-        cls = {f.name: f for f in dataclasses.fields(RenderConfig)}[sec].default_factory().__class__
-        out += [f"{sec}.{name}" for name in _fields(cls)]
-    return out + ["description", "post"]
-
-
-def _check_keys(key: str, data: dict, allowed: list[str]) -> None:
-    for k in data:
-        if k in allowed:
-            continue
-        where = f"{key}.{k}" if key else str(k)
-        close = difflib.get_close_matches(str(k), allowed, n=1, cutoff=0.6)
-        if close:
-            suggestion = f"{key}.{close[0]}" if key else close[0]
-        else:  # the same word in another section? ("generation.width" -> "size.width")
-            others = [p for p in _known_paths() if p.rsplit(".", 1)[-1] == k]
-            suggestion = others[0] if others else None
-        hint = f"; did you mean {suggestion!r}?" if suggestion else ""
-        raise ConfigError(f"{where}: unknown setting{hint} (allowed here: {', '.join(allowed)})")
-
-
-# ----------------------------------------------------------------------------------------------
-# Building the dataclasses from a plain dict
-
-
-def _build_prompts(d: dict) -> PromptsConfig:
-    d = _mapping("prompts", d)
-    _check_keys("prompts", d, _fields(PromptsConfig))
-    c = PromptsConfig()
-    c.texts = _text("prompts.texts", d.get("texts", c.texts))
-    c.target_images = _text("prompts.target_images", d.get("target_images", c.target_images))
-    if d.get("init_image") not in (None, ""):
-        c.init_image = _text("prompts.init_image", d["init_image"], allow_list=False)
-        if not Path(c.init_image).expanduser().is_file():
-            raise ConfigError(f"prompts.init_image: {c.init_image!r} is not a file; give the path of a PNG or JPEG")
-    scenes = d.get("scenes") or []
-    if not isinstance(scenes, list):
-        raise ConfigError(f"prompts.scenes: {scenes!r} is not allowed; use a list of {{texts, frames}} mappings")
-    for i, s in enumerate(scenes):
-        key = f"prompts.scenes[{i}]"
-        s = _mapping(key, s)
-        _check_keys(key, s, _fields(SceneConfig))
-        sc = SceneConfig()
-        sc.texts = _text(f"{key}.texts", s.get("texts", sc.texts))
-        sc.target_images = _text(f"{key}.target_images", s.get("target_images", sc.target_images))
-        sc.frames = _int(f"{key}.frames", s.get("frames", sc.frames), 1)
-        if s.get("blend") is not None:
-            sc.blend = _int(f"{key}.blend", s["blend"], 0, sc.frames - 1)
-        c.scenes.append(sc)
-    return c
-
-
-def _build_size(d: dict) -> SizeConfig:
-    d = _mapping("size", d)
-    _check_keys("size", d, _fields(SizeConfig))
-    c = SizeConfig()
-    c.width = _int("size.width", d.get("width", c.width), 16, 4096)
-    c.height = _int("size.height", d.get("height", c.height), 16, 4096)
-    return c
+def _perceptor_items(clip: Any) -> Any:
+    """``models.clip`` as a list of ``{spec, weight}``: a bare spec (a name or local files) stands for ``{spec: ...}``."""
+    if clip is None:
+        return None
+    items = [clip] if isinstance(clip, (str, dict)) else clip
+    if not isinstance(items, list) or not items:
+        raise ConfigError(f"models.clip: {clip!r} is not allowed; use a list of perceptors, e.g. [{{spec: ViT-B-32/openai, weight: 1.0}}]")
+    return [item if isinstance(item, dict) and "spec" in item else {"spec": item} for item in items]
 
 
 def _perceptor_spec(key: str, spec: Any) -> str | dict:
@@ -296,7 +221,9 @@ def _perceptor_spec(key: str, spec: Any) -> str | dict:
         return spec.strip()
     if isinstance(spec, dict):
         allowed = ["config", "name", "weights"]
-        _check_keys(key, spec, allowed)
+        for k in spec:
+            if k not in allowed:
+                raise ConfigError(f"{key}.{k}: unknown setting{did_you_mean(k, allowed)} (allowed here: {', '.join(allowed)})")
         if "weights" not in spec or not ({"config", "name"} & set(spec)):
             raise ConfigError(f"{key}: {spec!r} is not allowed; a local perceptor is {{config: model.json, weights: file}} or {{name: ARCH, weights: file}}")
         for k in ("config", "weights"):
@@ -306,69 +233,56 @@ def _perceptor_spec(key: str, spec: Any) -> str | dict:
     raise ConfigError(f"{key}: {spec!r} is not allowed; use an open_clip 'ARCH/PRETRAINED' name, 'toy', or {{config|name, weights}}")
 
 
-def _build_models(d: dict) -> ModelsConfig:
-    d = _mapping("models", d)
-    _check_keys("models", d, _fields(ModelsConfig))
-    c = ModelsConfig()
-    v = d.get("vqgan", c.vqgan)
+def _resolve_prompts(c: PromptsConfig) -> PromptsConfig:
+    """Null texts are no texts; an init image must be a file."""
+    for part in [c, *(c.scenes or [])]:
+        part.texts = "" if part.texts is None else part.texts
+        part.target_images = "" if part.target_images is None else part.target_images
+    c.scenes = c.scenes or []
+    for i, scene in enumerate(c.scenes):
+        if scene.blend is not None and scene.blend > scene.frames - 1:
+            raise ConfigError(f"prompts.scenes[{i}].blend: {scene.blend!r} is not allowed; use a whole number 0..{scene.frames - 1} (frames - 1), or null")
+    c.init_image = c.init_image or None
+    if c.init_image and not Path(c.init_image).expanduser().is_file():
+        raise ConfigError(f"prompts.init_image: {c.init_image!r} is not a file; give the path of a PNG or JPEG")
+    return c
+
+
+def _resolve_models(c: ModelsConfig) -> ModelsConfig:
+    """Registry names exist, local files and folders are there, perceptor specs are complete."""
+    v = c.vqgan
     if isinstance(v, dict):
-        _check_keys("models.vqgan", v, ["config", "checkpoint"])
+        for k in v:
+            if k not in ("config", "checkpoint"):
+                raise ConfigError(f"models.vqgan.{k}: unknown setting{did_you_mean(k, ['config', 'checkpoint'])} (allowed here: config, checkpoint)")
         for k in ("config", "checkpoint"):
             if k not in v or not Path(str(v[k])).expanduser().is_file():
                 raise ConfigError(f"models.vqgan.{k}: {v.get(k)!r} is not a file; local VQGAN files are {{config: x.yaml, checkpoint: x.ckpt}}")
         c.vqgan = {k: str(v[k]) for k in ("config", "checkpoint")}
     elif isinstance(v, str) and v.strip():
-        c.vqgan = v.strip()
-        names = _registry_names()
-        if names is not None and c.vqgan not in names:
+        from vqclip.models.registry import list_models
+
+        c.vqgan, names = v.strip(), list_models("vqgan")
+        if c.vqgan not in names:
             raise ConfigError(f"models.vqgan: {c.vqgan!r} is not a known model; use one of {', '.join(names)}{did_you_mean(c.vqgan, names)} or {{config, checkpoint}} files")
     else:
         raise ConfigError(f"models.vqgan: {v!r} is not allowed; use a registry name (see `vqclip models`) or {{config, checkpoint}}")
-    clip = d.get("clip", None)
-    if clip is not None:
-        if isinstance(clip, (str, dict)):
-            clip = [clip]
-        if not isinstance(clip, list) or not clip:
-            raise ConfigError(f"models.clip: {clip!r} is not allowed; use a list of perceptors, e.g. [{{spec: ViT-B-32/openai, weight: 1.0}}]")
-        c.clip = []
-        for i, item in enumerate(clip):
-            key = f"models.clip[{i}]"
-            if isinstance(item, dict) and "spec" in item:
-                _check_keys(key, item, _fields(PerceptorConfig))
-                spec = _perceptor_spec(f"{key}.spec", item["spec"])
-                weight = _num(f"{key}.weight", item.get("weight", 1.0), 0.0, lo_open=True)
-            else:
-                spec, weight = _perceptor_spec(key, item), 1.0
-            c.clip.append(PerceptorConfig(spec, weight))
+    for i, p in enumerate(c.clip):
+        p.spec = _perceptor_spec(f"models.clip[{i}].spec", p.spec)
     for name in ("diffusion", "motion_adapter"):
-        v = d.get(name)
-        if v is None:
-            continue
+        v = getattr(c, name)
         if isinstance(v, dict):
-            _check_keys(f"models.{name}", v, ["path"])
+            for k in v:
+                if k != "path":
+                    raise ConfigError(f"models.{name}.{k}: unknown setting (allowed here: path)")
             if not Path(str(v.get("path"))).expanduser().is_dir():
                 raise ConfigError(f"models.{name}.path: {v.get('path')!r} is not a folder; a local model is {{path: a diffusers folder}}")
             setattr(c, name, {"path": str(v["path"])})
         elif isinstance(v, str) and v.strip():
             setattr(c, name, v.strip())
-        else:
+        elif v is not None:
             raise ConfigError(f"models.{name}: {v!r} is not allowed; use a registry name (see `vqclip models`), {{path: folder}} or null")
-    if d.get("cache_dir") is not None:
-        c.cache_dir = str(_text("models.cache_dir", d["cache_dir"], allow_list=False))
-    c.download = _bool("models.download", d.get("download", c.download))
     return c
-
-
-def _registry_names() -> list[str] | None:
-    """Registry model names, or None while the registry cannot be imported (then the loader checks)."""
-    try:
-        from vqclip.models.registry import list_models
-    except ImportError:
-        return None
-    names = []
-    for m in list_models("vqgan"):
-        names.append(m if isinstance(m, str) else getattr(m, "name", str(m)))
-    return names
 
 
 #: keys of the old flat layout -> where they live now; giving one is a one-line "moved to" ConfigError.
@@ -388,8 +302,6 @@ MOVED_KEYS = {
 }
 
 #: generation.* keys only optimized engines read (a sampled engine given one is a ConfigError).
-SGD_LR_SCALE = 100.0  # generation.lr: null with optimizer sgd -> the engine's (Adam) default times this
-MAX_STEPS = 100_000  # steps per frame: 500x the paper's first frame; beyond it a render never ends on any GPU
 OPTIMIZED_KEYS = ("iterations_first_frame", "iterations_per_frame", "lr", "optimizer", "reset_optimizer", "stability_weight", "objective")
 
 
@@ -407,41 +319,30 @@ def _sections() -> dict[str, Any]:
     return {**{n: get_engine(n) for n in engine_names()}, **{n: get_objective(n) for n in OBJECTIVES}}
 
 
-def _build_generation(d: dict) -> GenerationConfig:
-    from vqclip.production.engines import engine_names, get_engine
-    from vqclip.production.objectives import OBJECTIVES
+def _resolve_generation(c: GenerationConfig, raw: dict) -> GenerationConfig:
+    """Build every generation.<name> section with its owner's Options; resolve null optimized settings to the generator's defaults."""
+    from vqclip.production.engines import get_engine
 
-    d = _mapping("generation", d)
-    parts = _sections()
-    _check_keys("generation", d, _fields(GenerationConfig) + list(parts))
-    c = GenerationConfig()
-    c.engine = _choice("generation.engine", d.get("engine", c.engine), engine_names())
-    c.seed = _int("generation.seed", d.get("seed", c.seed), 0, 2**32 - 1, also=(-1,))
-    c.max_iterations = _int("generation.max_iterations", d.get("max_iterations", c.max_iterations), 1, also=(-1,))
-    c.precision = _choice("generation.precision", d.get("precision", c.precision), PRECISIONS)
-    dev = d.get("device", c.device)
-    if not isinstance(dev, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", dev.strip().lower()):
-        raise ConfigError(f"generation.device: {dev!r} is not allowed; use auto, cpu, cuda or cuda:N")
-    c.device = dev.strip().lower()
-    for name, part in parts.items():
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", c.device.strip().lower()):
+        raise ConfigError(f"generation.device: {c.device!r} is not allowed; use auto, cpu, cuda or cuda:N")
+    c.device = c.device.strip().lower()
+    for name, part in _sections().items():
         key = f"generation.{name}"
-        opts = build(part.Options, _mapping(key, d.get(name)), key)
+        opts = build(part.Options, _mapping(key, raw.get(name)), key, elsewhere=_elsewhere)
         part.validate_options(opts, key)
         c.sections[name] = opts
     engine = get_engine(c.engine)
     if engine.family != "optimized":
-        return c  # the optimized-only keys stay null (giving one is caught by _check_owned)
+        return c  # the optimized-only keys stay as given (giving one is caught by _check_owned)
     defaults = engine.defaults(c.options)
-    c.iterations_first_frame = _int("generation.iterations_first_frame", _or(d.get("iterations_first_frame"), defaults["iterations_first_frame"]), 1, MAX_STEPS)
-    c.iterations_per_frame = _int("generation.iterations_per_frame", _or(d.get("iterations_per_frame"), defaults["iterations_per_frame"]), 1, MAX_STEPS)
-    c.optimizer = _choice("generation.optimizer", d.get("optimizer", c.optimizer), list(OPTIMIZERS))
+    c.iterations_first_frame = _or(c.iterations_first_frame, defaults["iterations_first_frame"])
+    c.iterations_per_frame = _or(c.iterations_per_frame, defaults["iterations_per_frame"])
     # Plain SGD has no per-parameter scaling: at Adam's step size the gradients of a spherical CLIP loss move
     # a toy VQGAN frame by 0.0 grey levels in 20 steps; 100x (capped at the lr range) moves it as far as Adam.
     default_lr = min(100.0, defaults["lr"] * SGD_LR_SCALE) if c.optimizer == "sgd" else defaults["lr"]
-    c.lr = _num("generation.lr", _or(d.get("lr"), default_lr), 0.0, 100.0, lo_open=True)
-    c.stability_weight = _num("generation.stability_weight", _or(d.get("stability_weight"), defaults["stability_weight"]), 0.0)
-    c.reset_optimizer = _bool("generation.reset_optimizer", d.get("reset_optimizer", c.reset_optimizer))
-    c.objective = _choice("generation.objective", _or(d.get("objective"), engine.default_objective), list(OBJECTIVES))
+    c.lr = float(_or(c.lr, default_lr))
+    c.stability_weight = float(_or(c.stability_weight, defaults["stability_weight"]))
+    c.objective = _or(c.objective, engine.default_objective)
     return c
 
 
@@ -449,70 +350,57 @@ def _or(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-def _build_animation(d: dict, frames_from_scenes: int | None, fps: float, base_dir: Path | None = None) -> AnimationConfig:
+def _resolve_animation(c: AnimationConfig, frames_from_scenes: int | None, fps: float, base_dir: Path | None = None) -> AnimationConfig:
+    """The frame count from the scenes; every schedule parsed and checked at every frame, stored in preset form."""
     from vqclip.production.schedule import parse_schedule
 
-    d = _mapping("animation", d)
-    _check_keys("animation", d, _fields(AnimationConfig))
-    c = AnimationConfig()
-    frames = d.get("frames")
-    if frames is not None:
-        frames = _int("animation.frames", frames, 1, 100_000)
-        if frames_from_scenes is not None and frames != frames_from_scenes:
-            raise ConfigError(f"animation.frames: {frames} is not allowed; the scenes add up to {frames_from_scenes} frames: set it to {frames_from_scenes} or leave it out")
-    c.frames = frames if frames is not None else frames_from_scenes or DEFAULT_FRAMES
+    if c.frames is not None and frames_from_scenes is not None and c.frames != frames_from_scenes:
+        raise ConfigError(f"animation.frames: {c.frames} is not allowed; the scenes add up to {frames_from_scenes} frames: set it to {frames_from_scenes} or leave it out")
+    c.frames = c.frames if c.frames is not None else frames_from_scenes or DEFAULT_FRAMES
     for name in ("zoom", "angle", "translation_x", "translation_y"):
-        raw = d.get(name, getattr(c, name))
-        sched = parse_schedule(raw, f"animation.{name}", base_dir=base_dir)
+        sched = parse_schedule(getattr(c, name), f"animation.{name}", base_dir=base_dir)
         sched.values(c.frames, fps=fps)  # every frame's value checked now (finite, in range), before any model loads
         setattr(c, name, sched.to_preset())
-    c.border_mode = _choice("animation.border_mode", d.get("border_mode", c.border_mode), BORDER_MODES)
     return c
 
 
-def _build_output(d: dict) -> OutputConfig:
+def _resolve_output(c: OutputConfig) -> OutputConfig:
+    """The video quality as a level name (lower-case) or a CRF number."""
     from vqclip.video import QUALITY_LEVELS
 
-    d = _mapping("output", d)
-    _check_keys("output", d, _fields(OutputConfig))
-    c = OutputConfig()
-    c.fps = _num("output.fps", d.get("fps", c.fps), 1.0, 240.0)  # below 1 fps a "video" is a slide show ffmpeg players stall on
-    c.images_interval = _int("output.images_interval", d.get("images_interval", c.images_interval), 0, MAX_STEPS)
-    c.video = _bool("output.video", d.get("video", c.video))
-    q = d.get("video_quality", c.video_quality)
+    q = c.video_quality
     if isinstance(q, str) and q.lower() in QUALITY_LEVELS:
-        q = q.lower()
+        c.video_quality = q.lower()
     elif not (isinstance(q, int) and not isinstance(q, bool) and 0 <= q <= 51):
         raise ConfigError(f"output.video_quality: {q!r} is not allowed; use one of {', '.join(QUALITY_LEVELS)} or a CRF number 0..51")
-    c.video_quality = q
-    c.contact_sheet = _bool("output.contact_sheet", d.get("contact_sheet", c.contact_sheet))
-    c.save_every = _int("output.save_every", d.get("save_every", c.save_every), 0, MAX_STEPS)
     return c
 
 
 def config_from_dict(data: dict, base_dir: str | Path | None = None) -> RenderConfig:
     """Validate a plain dict (a parsed preset) into a :class:`RenderConfig`; relative media paths are relative to ``base_dir``."""
+    from vqclip.production.engines import get_engine
     from vqclip.production.prompts import build_timeline
 
     data = _mapping("preset", data)
-    _check_keys("", data, _fields(RenderConfig))
     _check_moved(data)
-    cfg = RenderConfig()
-    cfg.description = str(_text("description", data.get("description", ""), allow_list=False))
-    cfg.prompts = _build_prompts(data.get("prompts"))
-    cfg.size = _build_size(data.get("size"))
-    cfg.models = _build_models(data.get("models"))
-    cfg.generation = _build_generation(data.get("generation"))
+    # 1. Types, ranges and choices of every section (a null section is an empty one); generation.<name> come in 2.
+    raw = {k: ("" if k == "description" else {}) if v is None else v for k, v in data.items()}
+    if isinstance(raw.get("models"), dict) and raw["models"].get("clip") is not None:
+        raw["models"] = {**raw["models"], "clip": _perceptor_items(raw["models"]["clip"])}
+    gen_raw = _mapping("generation", raw.pop("generation", None))
+    cfg: RenderConfig = build(RenderConfig, raw, "", elsewhere=_elsewhere)
+    cfg.generation = build(GenerationConfig, gen_raw, "generation", skip=list(_sections()), elsewhere=_elsewhere)
+    # 2. What types cannot say, in the order a reader fixes a preset: prompts, models, generation, animation.
+    cfg.prompts = _resolve_prompts(cfg.prompts)
+    cfg.models = _resolve_models(cfg.models)
+    cfg.generation = _resolve_generation(cfg.generation, gen_raw)
     _check_owned(data, cfg.generation)
     # An engine may set scene lengths from its own options (pixels: frames_per_prompt, the paper's 2F/F spans).
-    from vqclip.production.engines import get_engine
-
     cfg.prompts = get_engine(cfg.generation.engine).configure_prompts(cfg.prompts, cfg.generation.options)
     scene_frames = sum(s.frames for s in cfg.prompts.scenes) if cfg.prompts.scenes else None
-    cfg.output = _build_output(data.get("output"))
-    cfg.animation = _build_animation(data.get("animation"), scene_frames, cfg.output.fps, base_dir)
-    cfg.post = dict(_mapping("post", data.get("post")))
-    # Parse every prompt now so a typo fails before any model loads.
+    cfg.output = _resolve_output(cfg.output)
+    cfg.animation = _resolve_animation(cfg.animation, scene_frames, cfg.output.fps, base_dir)
+    # 3. Parse every prompt now so a typo fails before any model loads.
     timeline = build_timeline(cfg.prompts, cfg.animation.frames)
     if not timeline.all_prompts():
         raise ConfigError("prompts.texts: '' is not allowed; give at least one prompt (or target_images, or scenes with texts)")

@@ -119,15 +119,6 @@ class ProductionPanel(widgets.VBox):
         """Where this render goes."""
         return self.env.renders / (self.name.value.strip() or "render")
 
-    def fresh_out_dir(self) -> Path:
-        """``out_dir``, or ``name-2``, ``name-3``... when it already holds a render: a new render never replaces one."""
-        base = self.out_dir
-        candidate, n = base, 1
-        while candidate.exists() and any(candidate.iterdir()):
-            n += 1
-            candidate = base.with_name(f"{base.name}-{n}")
-        return candidate
-
     def config(self):
         """The validated RenderConfig of the chosen preset (shrunk in smoke mode)."""
         from vqclip.settings.render import load_config
@@ -154,7 +145,9 @@ class ProductionPanel(widgets.VBox):
             self.message.value = "a render is already running; press Stop first"
             return self._job
         if not resume:
-            fresh = self.fresh_out_dir()
+            from vqclip.production.run import next_free_folder
+
+            fresh = next_free_folder(self.out_dir)
             if fresh != self.out_dir:  # the name field follows, so Resume and post find this render
                 self.note_earlier = f"{self.out_dir.name} holds an earlier render, kept as it is"
                 self.name.value = fresh.name

@@ -68,6 +68,11 @@ class Generator(ABC):
         """Load what the generator needs (e.g. the VQGAN) for the output size."""
         raise NotImplementedError
 
+    @classmethod
+    def build_meta(cls, ctx: EngineContext) -> "Generator":
+        """The generator with its architecture on ``ctx.device`` (meta) and no weights: what the estimator steps."""
+        return cls(ctx)
+
     @property
     def stability_weight(self) -> float:
         """Weight of the L1 pull toward the warped previous frame (paper 000 eq. 2), resolved by the config."""

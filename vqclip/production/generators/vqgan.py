@@ -10,8 +10,11 @@ stay sharp and the aspect ratio exact; at most ``factor - 1`` pixels are compute
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +35,13 @@ class VQGANOptions:
 
 
 INITS = ("codes", "noise")
+
+
+def _autocast_off(device: torch.device):
+    """A region in full precision; a device without autocast (meta, in the estimator) has none to turn off."""
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 class VQGANGenerator(Generator):
@@ -65,6 +75,26 @@ class VQGANGenerator(Generator):
         model = load_vqgan(config_path, ckpt_path, device=ctx.device)
         label = m.vqgan if isinstance(m.vqgan, str) else str(m.vqgan.get("checkpoint", "local"))
         return cls(ctx, model, label)
+
+    @classmethod
+    def build_meta(cls, ctx: EngineContext) -> "VQGANGenerator":
+        """The configured VQGAN's architecture on ``ctx.device`` (meta: shapes, no weights, no download)."""
+        from vqclip.models.registry import get_model_info, model_dir
+        from vqclip.models.vqgan import build_vqgan
+
+        spec = ctx.config.models.vqgan
+        if isinstance(spec, dict):
+            arch: Any = Path(str(spec["config"])).expanduser()
+        else:
+            info = get_model_info(spec)
+            if info.kind != "vqgan":
+                raise ConfigError(f"models.vqgan: {spec!r} is a {info.kind}, not a VQGAN")
+            arch = info.architecture if info.arch is not None else model_dir(info) / info.files[0].filename
+            if isinstance(arch, Path) and not arch.is_file():
+                raise ConfigError(f"models.vqgan: {spec!r} ships its architecture in {str(arch)!r}, which is missing; reinstall vqclip")
+        with torch.device(ctx.device):
+            model = build_vqgan(arch).requires_grad_(False)
+        return cls(ctx, model, spec if isinstance(spec, str) else Path(str(spec["config"])).stem)
 
     def __init__(self, ctx: EngineContext, model, label: str = "vqgan"):
         self.ctx, self.model, self.label = ctx, model, label
@@ -112,7 +142,7 @@ class VQGANGenerator(Generator):
         z = self.z
         if self.options.quantize:
             # Nearest-code distances in fp16 would pick wrong codes among thousands: keep them fp32.
-            with torch.autocast(self.ctx.device.type, enabled=False):
+            with _autocast_off(self.ctx.device):
                 z = self.model.quantize_st(z)
         if self.ctx.channels_last:
             z = z.contiguous(memory_format=torch.channels_last)

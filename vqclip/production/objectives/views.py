@@ -28,8 +28,8 @@ class ViewsOptions:
 
     count: int = field(default=4, metadata={"range": (1, None)})  # augmented views per step: random perspective + random resized crop (no cutout grid)
     crop_scale: list = field(default_factory=lambda: [0.7, 0.999])  # area range of the random resized crop (the authors')
-    distortion: float = 0.5  # random perspective distortion scale (the authors')
-    perceptor_mode: str = "alternate"  # alternate: one perceptor per step, in turn (the authors'); sum: all every step
+    distortion: float = field(default=0.5, metadata={"range": (0, 1), "open_low": False})  # random perspective distortion scale (the authors')
+    perceptor_mode: str = field(default="alternate", metadata={"choices": PERCEPTOR_MODES})  # alternate: one perceptor per step, in turn (the authors'); sum: all every step
     negative_prompts: list = field(default_factory=lambda: ["Words and text."])  # pushed away from, 'text[:weight]'
 
 
@@ -80,13 +80,7 @@ class ViewsObjective(Objective):
 
     @classmethod
     def validate_options(cls, options: ViewsOptions, key: str) -> None:
-        """Check every option (ConfigError names the key, the value and what is allowed)."""
-        if options.perceptor_mode not in PERCEPTOR_MODES:
-            raise ConfigError(f"{key}.perceptor_mode: {options.perceptor_mode!r} is not allowed; use one of {', '.join(PERCEPTOR_MODES)}")
-        if isinstance(options.count, bool) or not isinstance(options.count, int) or options.count < 1:
-            raise ConfigError(f"{key}.count: {options.count!r} is not allowed; use a whole number >= 1")
-        if not 0 <= options.distortion <= 1:
-            raise ConfigError(f"{key}.distortion: {options.distortion!r} is not allowed; use a number from 0 to 1")
+        """Check crop_scale and the negative prompts (count, distortion and perceptor_mode are checked by their fields)."""
         scale = tuple(options.crop_scale) if isinstance(options.crop_scale, (list, tuple)) else ()
         if len(scale) != 2 or not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in scale) \
                 or not 0 < scale[0] <= scale[1] <= 1:
