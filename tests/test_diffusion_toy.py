@@ -8,12 +8,12 @@ import numpy as np
 from PIL import Image
 
 import torch
-import torch.nn.functional as F
 
 from vqclip.models.clip import load_perceptor
 from vqclip.production.render import render
 from vqclip.settings.render import load_config
-from vqclip.toy.data import all_captions
+from vqclip.production.prompts import build_timeline
+from vqclip.toy.metrics import VideoJudgement, frame_prompts, judge_video
 
 QUICK = ["output.video=false"]
 PRESETS = Path(__file__).resolve().parents[1] / "presets"
@@ -28,6 +28,13 @@ def flicker(images: list[np.ndarray]) -> float:
     return float(np.mean([np.abs(a - b).mean() for a, b in zip(images, images[1:])]))
 
 
+def judge(result) -> VideoJudgement:
+    """The render's frames judged by the toy CLIP against each frame's heaviest prompt."""
+    cfg = load_config(result.settings)
+    x = torch.from_numpy(np.stack(frames(result)) / 255).permute(0, 3, 1, 2).float()
+    return judge_video(x, frame_prompts(build_timeline(cfg.prompts, len(result.frames)), len(result.frames)), load_perceptor("toy"))
+
+
 def test_t2v_zero_toy_is_steadier_than_its_ablation(tmp_path):
     result = render(load_config(PRESETS / "t2v_zero_toy.yaml", QUICK), tmp_path / "t2v")
     assert result.completed and len(result.frames) == 12
@@ -39,25 +46,24 @@ def test_t2v_zero_toy_is_steadier_than_its_ablation(tmp_path):
     # Judged by the toy CLIP: every frame shows its prompt, neighbours agree, and the star moves as the
     # camera schedule says (animation.translation_x: 2 px per frame). Measured: 12/12 ranked first of
     # 280 captions, consistency 0.977, shift 20.6 px against 22 expected.
-    clip, captions = load_perceptor("toy"), all_captions()
-    x = torch.from_numpy(np.stack(frames(result)) / 255).permute(0, 3, 1, 2).float()
-    with torch.no_grad():
-        image = F.normalize(clip.encode_image(x).float(), dim=-1)
-        text = F.normalize(clip.encode_text(captions).float(), dim=-1)
-    ranked = [captions[i] == "a yellow star on a blue background" for i in (image @ text.T).argmax(1).tolist()]
-    assert sum(ranked) >= 0.8 * len(ranked)
-    assert float((image[1:] * image[:-1]).sum(1).mean()) >= 0.9
-    centroid = []
-    for f in x:
-        shape = ((f - f[:, :3, :3].reshape(3, -1).mean(1)[:, None, None]).abs().sum(0) > 0.3).nonzero()[:, 1].float()
-        centroid.append(float(shape.mean()))
-    expected = 2.0 * (len(centroid) - 1)
-    assert abs((centroid[-1] - centroid[0]) - expected) <= 0.25 * expected
+    judged = judge(result)
+    assert judged.ranked >= 0.8, judged.top
+    assert judged.consistency >= 0.9
+    shift, expected = judged.centroids[-1][0] - judged.centroids[0][0], 2.0 * (len(judged.top) - 1)
+    assert abs(shift - expected) <= 0.25 * expected, judged.centroids
 
 
-def test_animatediff_toy_morphs_red_into_blue(tmp_path):
+def test_animatediff_toy_shows_each_scene_and_moves(tmp_path):
     result = render(load_config(PRESETS / "animatediff_toy.yaml", QUICK), tmp_path / "ad")
-    images = frames(result)
-    assert result.completed and len(images) == 16
-    first, last = images[0].reshape(-1, 3).mean(0), images[-1].reshape(-1, 3).mean(0)
-    assert first[0] > first[2] and last[2] > last[0]  # red circle first, blue circle last (the timeline's scenes)
+    assert result.completed and len(result.frames) == 16
+    # Measured: 15/16 frames ranked to their prompt (the one mixed frame between the scenes reads
+    # purple), neighbour consistency 0.94, no identity flips, the triangle drifts 11 px right.
+    judged = judge(result)
+    assert judged.ranked >= 0.8, judged.top
+    assert judged.identity_flips == 0, judged.top
+    assert judged.consistency >= 0.9
+    # Motion a still picture would not have, and not flicker either: the centroid travels >= 5 px
+    # (8 % of the side; a still image travels 0) along a steady path (x rises with time, r >= 0.8).
+    x = np.array([c[0] for c in judged.centroids])
+    assert abs(x[-1] - x[0]) >= 5.0, x
+    assert abs(np.corrcoef(np.arange(len(x)), x)[0, 1]) >= 0.8, x

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -132,3 +133,24 @@ def test_contrastive_loss_counts_images_with_the_same_caption_as_positives():
     bad = train_clip.contrastive_loss(img, txt, torch.tensor([0, 1, 1]), torch.tensor(20.0))
     # two images share caption 0, so text-to-image can at best split 50/50 between them: ln 2 / 4 ~ 0.17
     assert good < 0.2 and bad > 5
+
+
+def test_judge_video_reads_a_drawn_clip_and_counts_a_shape_flip_only_where_the_prompt_keeps_its_shape(perceptor):
+    import dataclasses
+
+    from vqclip.toy.data import Scene, render_scene
+    from vqclip.toy.metrics import images_to_tensor, judge_video
+
+    start = Scene("star", "yellow", "blue", 0.5, 0.3, 0.5, 0.0)
+    scenes = [dataclasses.replace(start, cx=0.3 + 0.05 * i) for i in range(6)]  # 3.2 px a frame to the right
+    prompt = start.caption
+    judged = judge_video(images_to_tensor(np.stack([render_scene(s, 64) for s in scenes])), [prompt] * 6, perceptor)
+    assert judged.ranked == 1.0 and judged.identity_flips == 0 and judged.consistency > 0.9
+    xs = [x for x, _ in judged.centroids]
+    assert xs[-1] - xs[0] == pytest.approx(0.25 * 64, abs=1.5)  # the star's path, in pixels
+    # a square slipped in: two flips against an unchanged prompt, none where the prompt itself says square
+    scenes[3] = dataclasses.replace(scenes[3], shape="square")
+    frames = images_to_tensor(np.stack([render_scene(s, 64) for s in scenes]))
+    assert judge_video(frames, [prompt] * 6, perceptor).identity_flips == 2
+    told = [prompt] * 3 + [scenes[3].caption] + [prompt] * 2
+    assert judge_video(frames, told, perceptor).identity_flips == 0
