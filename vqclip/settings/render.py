@@ -38,6 +38,7 @@ OPTIMIZERS = {
     "sgd": "SGD", "rmsprop": "RMSprop", "adagrad": "Adagrad",
 }
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+COMPILE_MODES = ("off", "on")  # generation.compile; vqclip.production.speed applies it
 BORDER_MODES = ("reflect", "replicate", "zeros")
 DEFAULT_FRAMES = 24  # frames of a render without scenes when animation.frames is not given
 
@@ -102,6 +103,7 @@ class GenerationConfig:
     max_iterations: int = -1  # a cap on steps over the whole render; -1 = no cap (until the frames are done or you stop it)
     precision: str = "auto"  # auto (bf16 or fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
     device: str = "auto"  # auto (cuda if present) | cpu | cuda | cuda:N
+    compile: str | None = None  # optimized engines: off | on (torch.compile the decoder and CLIP's image tower; the first step compiles); null = off
     # Optimized engines only; null = the generator's default, resolved at load (Generator.defaults):
     iterations_first_frame: int | None = None  # the first frame starts from noise: vqgan 200, pixels 100
     iterations_per_frame: int | None = None  # later frames start from the previous one: vqgan 30, pixels 25 (10 fast)
@@ -387,7 +389,7 @@ MOVED_KEYS = {
 #: generation.* keys only optimized engines read (a sampled engine given one is a ConfigError).
 SGD_LR_SCALE = 100.0  # generation.lr: null with optimizer sgd -> the engine's (Adam) default times this
 MAX_STEPS = 100_000  # steps per frame: 500x the paper's first frame; beyond it a render never ends on any GPU
-OPTIMIZED_KEYS = ("iterations_first_frame", "iterations_per_frame", "lr", "optimizer", "reset_optimizer", "stability_weight", "objective")
+OPTIMIZED_KEYS = ("iterations_first_frame", "iterations_per_frame", "lr", "optimizer", "reset_optimizer", "stability_weight", "objective", "compile")
 
 
 def _check_moved(data: dict) -> None:
@@ -439,6 +441,7 @@ def _build_generation(d: dict) -> GenerationConfig:
     c.stability_weight = _num("generation.stability_weight", _or(d.get("stability_weight"), defaults["stability_weight"]), 0.0)
     c.reset_optimizer = _bool("generation.reset_optimizer", d.get("reset_optimizer", c.reset_optimizer))
     c.objective = _choice("generation.objective", _or(d.get("objective"), engine.default_objective), list(OBJECTIVES))
+    c.compile = _choice("generation.compile", _or(d.get("compile"), "off"), COMPILE_MODES)
     return c
 
 
@@ -673,11 +676,11 @@ def _full_dict(cfg: RenderConfig) -> dict:
 
 
 def frame_settings(cfg: RenderConfig) -> dict:
-    """The settings that change the frames (not output/post/device/max_iterations/where models live)."""
+    """The settings that change the frames (not output/post/device/max_iterations/compile/where models live)."""
     d = config_to_dict(cfg)
     for k in ("output", "post", "description"):
         d.pop(k, None)
-    for k in ("device", "max_iterations"):
+    for k in ("device", "max_iterations", "compile"):  # compile changes the last bits, as a thread count does
         d["generation"].pop(k, None)
     for k in ("cache_dir", "download"):
         d["models"].pop(k, None)

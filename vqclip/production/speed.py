@@ -1,0 +1,64 @@
+"""Speed levers of an optimized render that keep the algorithm: ``torch.compile`` of the heavy modules.
+
+``generation.compile: on`` compiles the VQGAN decoder and each CLIP perceptor's image tower with
+inductor (the cutouts and kornia augmentations draw new random shapes every step and stay eager). Only
+the steps' gradient-taking calls run compiled: previews, warps and exports under ``no_grad`` stay eager,
+so compiling does not pay for a second, inference-only graph. The first step pays the compile (about
+1-2 min for the toy pack on one CPU core, seconds on a second render: inductor keeps its FX graph cache
+on disk); from then on it fuses GroupNorm + swish and the elementwise work between convolutions,
+which is where eager time goes besides the convolutions themselves. With ``precision: bf16`` on a CPU
+with AVX512-BF16 it also fuses the casts. It is ``off`` by default: measured on the toy default render
+it does not pay within one render while the cache is cold (see README, "Speed").
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+
+import torch
+from torch import nn
+
+from vqclip.errors import ConfigError
+
+__all__ = ["check_compile", "compile_for_steps", "compile_grad_forward"]
+
+
+def check_compile(mode: str, device: torch.device) -> None:
+    """ConfigError when ``mode`` is on and this machine cannot compile for ``device`` (no C++ compiler, no triton)."""
+    if mode != "on":
+        return
+    if device.type == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        raise ConfigError("generation.compile: 'on' needs a C++ compiler on the CPU (install g++); use off")
+    if device.type == "cuda" and importlib.util.find_spec("triton") is None:
+        raise ConfigError("generation.compile: 'on' needs triton on CUDA (pip install triton); use off")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"generation.compile: 'on' is not allowed on {device.type}; use off")
+
+
+def compile_grad_forward(module: nn.Module) -> nn.Module:
+    """Make ``module``'s calls run compiled while autograd records and eager under ``no_grad``; returns it."""
+    eager = module.forward
+    compiled = torch.compile(eager, dynamic=False)
+
+    def forward(*args, **kwargs):
+        return compiled(*args, **kwargs) if torch.is_grad_enabled() else eager(*args, **kwargs)
+
+    # An instance attribute: the module keeps its identity, parameters and state_dict keys.
+    module.forward = forward
+    return module
+
+
+def compile_for_steps(generator, perceptors) -> list[str]:
+    """Compile the generator's decoder (when it has one) and every perceptor's image tower; the names compiled."""
+    done = []
+    decoder = getattr(getattr(generator, "model", None), "decoder", None)
+    if isinstance(decoder, nn.Module):
+        compile_grad_forward(decoder)
+        done.append("vqgan decoder")
+    for p in perceptors:
+        visual = getattr(p.model, "visual", None)
+        if isinstance(visual, nn.Module):
+            compile_grad_forward(visual)
+            done.append(f"clip {p.name} image tower")
+    return done
