@@ -441,7 +441,10 @@ def _build_generation(d: dict) -> GenerationConfig:
     c.stability_weight = _num("generation.stability_weight", _or(d.get("stability_weight"), defaults["stability_weight"]), 0.0)
     c.reset_optimizer = _bool("generation.reset_optimizer", d.get("reset_optimizer", c.reset_optimizer))
     c.objective = _choice("generation.objective", _or(d.get("objective"), engine.default_objective), list(OBJECTIVES))
-    c.compile = _choice("generation.compile", _or(d.get("compile"), "off"), COMPILE_MODES)
+    compile_ = _or(d.get("compile"), "off")
+    if isinstance(compile_, bool):  # YAML 1.1 reads a bare on/off (and true/false) as a boolean
+        compile_ = "on" if compile_ else "off"
+    c.compile = _choice("generation.compile", compile_, COMPILE_MODES)
     return c
 
 
@@ -682,6 +685,7 @@ def frame_settings(cfg: RenderConfig) -> dict:
         d.pop(k, None)
     for k in ("device", "max_iterations", "compile"):  # compile changes the last bits, as a thread count does
         d["generation"].pop(k, None)
+    d["generation"].get("vqgan", {}).pop("checkpoint", None)  # memory for time: the same frames, bit for bit
     for k in ("cache_dir", "download"):
         d["models"].pop(k, None)
     return json.loads(json.dumps(d, default=str))
