@@ -13,8 +13,8 @@ hits both alike; the ratio is plain median / vqclip median.
     python benchmarks/side_by_side.py --cases vqgan512,pixels720 --device cuda --precision fp16
     OMP_NUM_THREADS=1 python benchmarks/side_by_side.py --cases toy --precision bf16 --compile on --threads 1 --iterations 20
 
-Cases: ``toy`` (presets/default.yaml: toy VQGAN + toy CLIP, 128², cutn 16), ``vqgan256`` / ``vqgan512``
-(imagenet_f16_16384's real architecture with random weights + ViT-B-32 random weights, cutn 32),
+Cases: ``toy`` (presets/default.yaml: toy VQGAN + toy CLIP, 128², cutn 16), ``vqgan256`` / ``vqgan512`` /
+``vqgan720`` (1280x720; imagenet_f16_16384's real architecture with random weights + ViT-B-32 random weights, cutn 32),
 ``pixels720`` (the pixel engine at 1280x720, 4 views, ViT-B-32 random weights). Nothing is downloaded.
 Peak memory: CUDA ``max_memory_allocated`` per side; on the CPU the bytes autograd saves for backward.
 TFLOP/s: ``FlopCounterMode``'s count of one step over the median time; the share of peak uses the
@@ -40,6 +40,7 @@ CASES = {
     "toy": {"preset": os.path.join(ROOT, "presets", "default.yaml")},
     "vqgan256": {"size": (256, 256), "vqgan": "imagenet_f16_16384", "clip": "ViT-B-32", "cutn": 32},
     "vqgan512": {"size": (512, 512), "vqgan": "imagenet_f16_16384", "clip": "ViT-B-32", "cutn": 32},
+    "vqgan720": {"size": (1280, 720), "vqgan": "imagenet_f16_16384", "clip": "ViT-B-32", "cutn": 32},
     "pixels720": {"size": (1280, 720), "engine": "pixels", "clip": "ViT-B-32", "views": 4},
 }
 
@@ -81,7 +82,7 @@ def device_peak_tflops(device: torch.device, half: bool) -> tuple[float | None, 
     return threads * mhz * 1e6 * per_cycle / 1e12, f"{threads} cores x {mhz:.0f} MHz x {per_cycle} FLOP/cycle nominal"
 
 
-def build_case(name: str, precision_name: str, device_name: str, compile_mode: str = "off"):
+def build_case(name: str, precision_name: str, device_name: str, compile_mode: str = "off", checkpoint: bool = False):
     """(vqclip side, plain side) for case ``name``: each a zero-arg step callable plus what to measure."""
     import open_clip
 
@@ -114,6 +115,8 @@ def build_case(name: str, precision_name: str, device_name: str, compile_mode: s
                "models": {"clip": [case["clip"]], **({"vqgan": case["vqgan"]} if engine == "vqgan" else {})},
                "generation": {"engine": engine, "seed": 0, **section}}
     raw.setdefault("generation", {}).update({"precision": precision_name, "device": device_name, "compile": compile_mode})
+    if checkpoint:
+        raw["generation"].setdefault("vqgan", {})["checkpoint"] = True
     cfg = load_config(raw)
     device = resolve_device(cfg.generation.device)
     precision = resolve_precision(cfg.generation.precision, device)
@@ -140,7 +143,11 @@ def build_case(name: str, precision_name: str, device_name: str, compile_mode: s
     else:
         if "preset" in case:
             generator = None
-            model = VQGANGenerator.build(ctx).model
+            from vqclip.models.registry import resolve_model
+            from vqclip.models.vqgan import load_vqgan
+
+            # loaded bare (not through the generator) so the plain copy gets no vqclip lever such as checkpointing
+            model = load_vqgan(*resolve_model(cfg.models.vqgan, "vqgan").paths, device=device)
         else:
             model = build_vqgan(get_model_info(case["vqgan"]).arch or case["vqgan"]).to(device).eval().requires_grad_(False)
         plain_model = copy.deepcopy(model)
@@ -210,7 +217,7 @@ def measure(name: str, args) -> dict:
     from bench_render import saved_activation_bytes
 
     t = time.perf_counter()
-    label, device, precision, (plain, plain_mods), (vq, vq_mods), cfg = build_case(name, args.precision, args.device, args.compile)
+    label, device, precision, (plain, plain_mods), (vq, vq_mods), cfg = build_case(name, args.precision, args.device, args.compile, args.checkpoint)
     setup = time.perf_counter() - t
     t = time.perf_counter()
     vq()  # with --compile on, this step compiles (from inductor's disk cache when it holds the graphs)
@@ -228,7 +235,7 @@ def measure(name: str, args) -> dict:
             _sync(device)
             times[side].append(time.perf_counter() - t)
     pairs = [p / v for p, v in zip(times["plain"], times["vqclip"])]
-    out = {"label": label, "device": device, "precision": precision.name + ("+compile" if args.compile == "on" else ""),
+    out = {"label": label, "device": device, "precision": precision.name + ("+compile" if args.compile == "on" else "") + ("+ckpt" if args.checkpoint else ""),
            "setup": setup, "first": first, "pair_ratio": statistics.median(pairs)}
     for side, fn, mods in (("plain", plain, plain_mods), ("vqclip", vq, vq_mods)):
         med = statistics.median(times[side])
@@ -267,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--compile", default="off", choices=["off", "on"], help="the vqclip side's generation.compile")
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads for both sides (0: torch's default)")
+    ap.add_argument("--checkpoint", action="store_true", help="the vqclip side's generation.vqgan.checkpoint (memory for time)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
