@@ -157,3 +157,25 @@ def test_checkpoint_option_reaches_the_generator_and_keeps_the_frame_hash():
     assert config_hash(on) == config_hash(load_config(TOY))  # memory for time: the same frames
     with pytest.raises(ConfigError, match=r"generation.vqgan.checkpoint"):
         load_config(TOY, ["generation.vqgan.checkpoint=sometimes"])
+
+
+def test_broadcast_upsample_same_values_same_gradient():
+    """The compile path's nearest-2x: the decoder's output is bit for bit the same, its gradient the same to rounding."""
+    import copy
+
+    from vqclip.models.registry import resolve_model
+    from vqclip.models.vqgan import load_vqgan
+
+    config, ckpt = resolve_model("toy", "vqgan").paths
+    model = load_vqgan(config, ckpt, device="cpu").requires_grad_(False)
+    other = copy.deepcopy(model)
+    assert speed.upsample_as_broadcast(other.decoder) == 2  # the toy decoder upsamples f4: twice
+    z0 = torch.randn(1, model.embed_dim, 8, 12)
+    grads = []
+    for m in (model, other):
+        z = z0.clone().requires_grad_(True)
+        out = m.decode(z)
+        out.square().mean().backward()
+        grads.append((out.detach(), z.grad))
+    assert torch.equal(grads[0][0], grads[1][0])
+    torch.testing.assert_close(grads[1][1], grads[0][1], rtol=1e-5, atol=1e-7)

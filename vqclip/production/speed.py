@@ -6,7 +6,8 @@ the steps' gradient-taking calls run compiled: previews, warps and exports under
 so compiling does not pay for a second, inference-only graph. The first step pays the compile (about
 1-2 min for the toy pack on one CPU core, seconds on a second render: inductor keeps its FX graph cache
 on disk); from then on it fuses GroupNorm + swish and the elementwise work between convolutions,
-which is where eager time goes besides the convolutions themselves. With ``precision: bf16`` on a CPU
+which is where eager time goes besides the convolutions themselves; the decoder's nearest-2x upsampling
+becomes a broadcast whose backward inductor turns into a cheap sum (:func:`upsample_as_broadcast`). With ``precision: bf16`` on a CPU
 with AVX512-BF16 it also fuses the casts. It is ``off`` by default: measured on the toy default render
 it does not pay within one render while the cache is cold (see README, "Speed").
 """
@@ -21,7 +22,7 @@ from torch import nn
 
 from vqclip.errors import ConfigError
 
-__all__ = ["check_compile", "checkpoint_blocks", "compile_for_steps", "compile_grad_forward"]
+__all__ = ["check_compile", "checkpoint_blocks", "compile_for_steps", "compile_grad_forward", "upsample_as_broadcast"]
 
 
 def check_compile(mode: str, device: torch.device) -> None:
@@ -49,11 +50,39 @@ def compile_grad_forward(module: nn.Module) -> nn.Module:
     return module
 
 
+def _nearest_2x(x: torch.Tensor) -> torch.Tensor:
+    """Nearest-neighbour 2x upsampling as a broadcast: the same values as ``interpolate(mode="nearest")``."""
+    b, c, h, w = x.shape
+    return x[:, :, :, None, :, None].expand(b, c, h, 2, w, 2).reshape(b, c, 2 * h, 2 * w)
+
+
+def upsample_as_broadcast(decoder: nn.Module) -> int:
+    """Give the decoder's taming ``Upsample`` blocks a broadcast nearest-2x; returns how many.
+
+    The forward values are identical. Compiled, the backward of ``interpolate`` becomes a scatter-add
+    (inductor's ``index_put``), ~7 % of a toy step; the broadcast's backward is a plain 2x2 sum. The sum
+    order may differ, so this is only done with compile on (compiled gradients differ in the last bits anyway).
+    """
+    from taming.modules.diffusionmodules.model import Upsample
+
+    count = 0
+    for block in decoder.modules():
+        if isinstance(block, Upsample):
+            def forward(x, _block=block):
+                x = _nearest_2x(x)
+                return _block.conv(x) if _block.with_conv else x
+
+            block.forward = forward
+            count += 1
+    return count
+
+
 def compile_for_steps(generator, perceptors) -> list[str]:
     """Compile the generator's decoder (when it has one) and every perceptor's image tower; the names compiled."""
     done = []
     decoder = getattr(getattr(generator, "model", None), "decoder", None)
     if isinstance(decoder, nn.Module):
+        upsample_as_broadcast(decoder)
         compile_grad_forward(decoder)
         done.append("vqgan decoder")
     for p in perceptors:
