@@ -5,11 +5,12 @@ inductor (the cutouts and kornia augmentations draw new random shapes every step
 the steps' gradient-taking calls run compiled: previews, warps and exports under ``no_grad`` stay eager,
 so compiling does not pay for a second, inference-only graph. The first step pays the compile (about
 1-2 min for the toy pack on one CPU core, seconds on a second render: inductor keeps its FX graph cache
-on disk); from then on it fuses GroupNorm + swish and the elementwise work between convolutions,
-which is where eager time goes besides the convolutions themselves; the decoder's nearest-2x upsampling
-becomes a broadcast whose backward inductor turns into a cheap sum (:func:`upsample_as_broadcast`). With ``precision: bf16`` on a CPU
-with AVX512-BF16 it also fuses the casts. It is ``off`` by default: measured on the toy default render
-it does not pay within one render while the cache is cold (see README, "Speed").
+on disk); from then on it fuses GroupNorm + swish and the elementwise work between convolutions, which
+is where eager time goes besides the convolutions themselves, and with ``precision: bf16`` the casts
+too. Two decoder details come from profiling the compiled step on a CPU: the nearest-2x upsampling
+becomes a broadcast (:func:`upsample_as_broadcast`) and the decoder keeps NCHW. It is ``off`` by
+default: on the toy default render it does not pay within one render while the cache is cold (README,
+"Mixed precision and speed").
 """
 
 from __future__ import annotations
