@@ -3,15 +3,18 @@
 The plain loop is written here the textbook way: fp32, no autocast, no compile, default memory
 format, every cutout through CLIP as one batch, spherical distance to the prompt, Adam, clamp. The
 vqclip side is the render loop's own :func:`vqclip.production.step.step` with the chosen precision.
+``--compile on`` compiles the vqclip side as ``generation.compile: on`` does; its first step (the
+compile, or a load from inductor's disk cache) is timed apart in the ``1st step`` column.
 Both sides start from the same latent (or pixels) and share deep copies of the same modules, so
 the only differences are the levers. Steps alternate plain/vqclip so the load of a shared machine
 hits both alike; the ratio is plain median / vqclip median.
 
     python benchmarks/side_by_side.py --cases toy,vqgan256 --precision bf16 --iterations 3
     python benchmarks/side_by_side.py --cases vqgan512,pixels720 --device cuda --precision fp16
+    OMP_NUM_THREADS=1 python benchmarks/side_by_side.py --cases toy --precision bf16 --compile on --threads 1 --iterations 20
 
-Cases: ``toy`` (presets/default.yaml: toy VQGAN + toy CLIP, 128², cutn 16), ``vqgan256`` / ``vqgan512``
-(imagenet_f16_16384's real architecture with random weights + ViT-B-32 random weights, cutn 32),
+Cases: ``toy`` (presets/default.yaml: toy VQGAN + toy CLIP, 128², cutn 16), ``vqgan256`` / ``vqgan512`` /
+``vqgan720`` (1280x720; imagenet_f16_16384's real architecture with random weights + ViT-B-32 random weights, cutn 32),
 ``pixels720`` (the pixel engine at 1280x720, 4 views, ViT-B-32 random weights). Nothing is downloaded.
 Peak memory: CUDA ``max_memory_allocated`` per side; on the CPU the bytes autograd saves for backward.
 TFLOP/s: ``FlopCounterMode``'s count of one step over the median time; the share of peak uses the
@@ -37,12 +40,18 @@ CASES = {
     "toy": {"preset": os.path.join(ROOT, "presets", "default.yaml")},
     "vqgan256": {"size": (256, 256), "vqgan": "imagenet_f16_16384", "clip": "ViT-B-32", "cutn": 32},
     "vqgan512": {"size": (512, 512), "vqgan": "imagenet_f16_16384", "clip": "ViT-B-32", "cutn": 32},
+    "vqgan720": {"size": (1280, 720), "vqgan": "imagenet_f16_16384", "clip": "ViT-B-32", "cutn": 32},
     "pixels720": {"size": (1280, 720), "engine": "pixels", "clip": "ViT-B-32", "views": 4},
 }
 
 # Nominal dense peak TFLOP/s: (fp32 without tensor cores, fp16/bf16 tensor cores). Substring of the device name.
 GPU_PEAK = {"H200": (67.0, 989.0), "H100": (67.0, 989.0), "A100": (19.5, 312.0), "L4": (30.3, 121.0),
             "A10": (31.2, 125.0), "T4": (8.1, 65.0), "V100": (15.7, 125.0), "RTX 4090": (82.6, 165.0)}
+
+
+def _eager():
+    """Compiled code runs eagerly inside (same work, so the same FLOPs and saved tensors)."""
+    return torch.compiler.set_stance("force_eager")
 
 
 def _sync(device) -> None:
@@ -73,7 +82,7 @@ def device_peak_tflops(device: torch.device, half: bool) -> tuple[float | None, 
     return threads * mhz * 1e6 * per_cycle / 1e12, f"{threads} cores x {mhz:.0f} MHz x {per_cycle} FLOP/cycle nominal"
 
 
-def build_case(name: str, precision_name: str, device_name: str):
+def build_case(name: str, precision_name: str, device_name: str, compile_mode: str = "off", checkpoint: bool = False):
     """(vqclip side, plain side) for case ``name``: each a zero-arg step callable plus what to measure."""
     import open_clip
 
@@ -105,7 +114,9 @@ def build_case(name: str, precision_name: str, device_name: str):
         raw = {"prompts": {"texts": text}, "size": {"width": w, "height": h},
                "models": {"clip": [case["clip"]], **({"vqgan": case["vqgan"]} if engine == "vqgan" else {})},
                "generation": {"engine": engine, "seed": 0, **section}}
-    raw.setdefault("generation", {}).update({"precision": precision_name, "device": device_name})
+    raw.setdefault("generation", {}).update({"precision": precision_name, "device": device_name, "compile": compile_mode})
+    if checkpoint:
+        raw["generation"].setdefault("vqgan", {})["checkpoint"] = True
     cfg = load_config(raw)
     device = resolve_device(cfg.generation.device)
     precision = resolve_precision(cfg.generation.precision, device)
@@ -132,7 +143,11 @@ def build_case(name: str, precision_name: str, device_name: str):
     else:
         if "preset" in case:
             generator = None
-            model = VQGANGenerator.build(ctx).model
+            from vqclip.models.registry import resolve_model
+            from vqclip.models.vqgan import load_vqgan
+
+            # loaded bare (not through the generator) so the plain copy gets no vqclip lever such as checkpointing
+            model = load_vqgan(*resolve_model(cfg.models.vqgan, "vqgan").paths, device=device)
         else:
             model = build_vqgan(get_model_info(case["vqgan"]).arch or case["vqgan"]).to(device).eval().requires_grad_(False)
         plain_model = copy.deepcopy(model)
@@ -141,6 +156,11 @@ def build_case(name: str, precision_name: str, device_name: str):
         perceptor.to(memory_format=torch.channels_last)
     bank = PromptBank.build(timeline, [perceptor], [1.0], device)
     objective = get_objective(cfg.generation.objective).build(ctx, [perceptor], bank)
+    if cfg.generation.compile == "on":  # as the render does it: the decoder and CLIP's image tower
+        from vqclip.production.speed import check_compile, compile_for_steps
+
+        check_compile("on", device)
+        compile_for_steps(generator, [perceptor])
     generator.start(None)
     optimizer = make_optimizer(cfg.generation.optimizer, generator, cfg.generation.lr)
     reference = generator.image()
@@ -197,8 +217,12 @@ def measure(name: str, args) -> dict:
     from bench_render import saved_activation_bytes
 
     t = time.perf_counter()
-    label, device, precision, (plain, plain_mods), (vq, vq_mods), cfg = build_case(name, args.precision, args.device)
+    label, device, precision, (plain, plain_mods), (vq, vq_mods), cfg = build_case(name, args.precision, args.device, args.compile, args.checkpoint)
     setup = time.perf_counter() - t
+    t = time.perf_counter()
+    vq()  # with --compile on, this step compiles (from inductor's disk cache when it holds the graphs)
+    _sync(device)
+    first = time.perf_counter() - t
     for _ in range(args.warmup):
         plain(), vq()
     _sync(device)
@@ -210,7 +234,9 @@ def measure(name: str, args) -> dict:
             fn()
             _sync(device)
             times[side].append(time.perf_counter() - t)
-    out = {"label": label, "device": device, "precision": precision.name, "setup": setup}
+    pairs = [p / v for p, v in zip(times["plain"], times["vqclip"])]
+    out = {"label": label, "device": device, "precision": precision.name + ("+compile" if args.compile == "on" else "") + ("+ckpt" if args.checkpoint else ""),
+           "setup": setup, "first": first, "pair_ratio": statistics.median(pairs)}
     for side, fn, mods in (("plain", plain, plain_mods), ("vqclip", vq, vq_mods)):
         med = statistics.median(times[side])
         if device.type == "cuda":
@@ -219,8 +245,9 @@ def measure(name: str, args) -> dict:
             _sync(device)
             mem = torch.cuda.max_memory_allocated(device)
         else:
-            mem = saved_activation_bytes(fn, mods)
-        with FlopCounterMode(display=False) as counter:
+            with _eager():  # a hook or a dispatch mode would make dynamo compile the graphs again
+                mem = saved_activation_bytes(fn, mods)
+        with _eager(), FlopCounterMode(display=False) as counter:
             fn()
         flops = counter.get_total_flops()
         half = side == "vqclip" and precision.name != "fp32"
@@ -245,21 +272,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--iterations", type=int, default=4, help="timed steps per side, alternating")
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--compile", default="off", choices=["off", "on"], help="the vqclip side's generation.compile")
+    ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads for both sides (0: torch's default)")
+    ap.add_argument("--checkpoint", action="store_true", help="the vqclip side's generation.vqgan.checkpoint (memory for time)")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     for name in args.cases.split(","):
         if name not in CASES:
             ap.error(f"--cases: {name!r} is not a case; allowed: {', '.join(CASES)}")
+    load_before = os.getloadavg()[0]  # the 1-minute load: how busy a shared machine was around the figures
     rows = [measure(name, args) for name in args.cases.split(",")]
     dev = rows[0]["device"]
     where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}"
-    print(f"side by side on {where}; torch {torch.__version__}; ratio = plain s/it / vqclip s/it (median of {args.iterations}, alternating)")
+    print(f"side by side on {where}; torch {torch.__version__}; load {load_before:.2f} before, {os.getloadavg()[0]:.2f} after; "
+          f"ratio = plain s/it / vqclip s/it (medians of {args.iterations}, alternating); pair = median of the per-pair ratios")
     mem_kind = "CUDA max allocated" if dev.type == "cuda" else "saved activations"
-    print(f"{'case':34} {'vqclip':6} {'plain s/it':>10} {'vqclip s/it':>11} {'ratio':>6}  {'plain mem':>9} {'vq mem':>9}  "
+    print(f"{'case':34} {'vqclip':14} {'plain s/it':>10} {'vqclip s/it':>11} {'ratio':>6} {'pair':>6} {'1st step':>8}  {'plain mem':>9} {'vq mem':>9}  "
           f"{'plain TF/s':>10} {'vq TF/s':>8} {'share plain/vq':>15}")
     for r in rows:
         p, v = r["plain"], r["vqclip"]
         share = "/".join(f"{x['share'] * 100:.1f}%" if x["share"] is not None else "?" for x in (p, v))
-        print(f"{r['label']:34} {r['precision']:6} {p['s_it']:10.3f} {v['s_it']:11.3f} {r['ratio']:5.2f}x  "
+        print(f"{r['label']:34} {r['precision']:14} {p['s_it']:10.3f} {v['s_it']:11.3f} {r['ratio']:5.2f}x {r['pair_ratio']:5.2f}x {r['first']:7.1f}s  "
               f"{p['mem'] / 2**20:7.0f}Mi {v['mem'] / 2**20:7.0f}Mi  {p['tflops']:10.3f} {v['tflops']:8.3f} {share:>15}"
               + (f"  estimate {r['estimate'] / 2**20:.0f}Mi ({r['estimate'] / v['mem']:.2f}x measured)" if r["estimate"] else ""))
     print(f"memory: {mem_kind}; share: of {device_peak_tflops(dev, False)[1]} (fp32) / the half-precision peak for bf16/fp16")

@@ -130,7 +130,7 @@ def test_bad_preset_files(tmp_path):
 def test_round_trip_and_hash():
     cfg = load_config(BASE, ["generation.seed=5", "models.clip=[toy]"])
     d = config_to_dict(cfg)
-    assert d["generation"]["vqgan"] == {"init": "codes", "quantize": True, "clamp": True}
+    assert d["generation"]["vqgan"] == {"init": "codes", "quantize": True, "clamp": True, "checkpoint": False}
     again = load_config(yaml.safe_load(yaml.safe_dump(d)))
     assert config_to_dict(again) == d and config_hash(again) == config_hash(cfg)
     # output settings do not change the frames, so they do not change the hash

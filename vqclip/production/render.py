@@ -102,6 +102,10 @@ def _context(run: RunFolder, emit=None):
     cfg, seed = run.cfg, run.seed
     device = resolve_device(cfg.generation.device)
     precision = resolve_precision(cfg.generation.precision, device)
+    if cfg.generation.compile:
+        from vqclip.production.speed import check_compile
+
+        check_compile(cfg.generation.compile, device)
     torch.manual_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -127,6 +131,10 @@ def _optimize_frames(run: RunFolder, ctx, emit) -> tuple[str, int, list[float]]:
     perceptors = _load_perceptors(cfg, ctx.device, ctx.callback)
     bank = PromptBank.build(ctx.timeline, perceptors, [p.weight for p in cfg.models.clip], ctx.device)
     objective = get_objective(gen.objective).build(ctx, perceptors, bank)
+    if gen.compile == "on":  # the first step compiles; inductor's on-disk cache makes a second render's cheap
+        from vqclip.production.speed import compile_for_steps
+
+        compile_for_steps(generator, perceptors)
     model_label = ", ".join([generator.describe()] + [f"clip:{_spec_label(p.spec)}" for p in cfg.models.clip])
     if state is not None:
         run.check_frames(state["frame"])

@@ -40,6 +40,7 @@ OPTIMIZERS = {
     "sgd": "SGD", "rmsprop": "RMSprop", "adagrad": "Adagrad",
 }
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+COMPILE_MODES = ("off", "on")  # generation.compile; vqclip.production.speed applies it
 BORDER_MODES = ("reflect", "replicate", "zeros")
 DEFAULT_FRAMES = 24  # frames of a render without scenes when animation.frames is not given
 SGD_LR_SCALE = 100.0  # generation.lr: null with optimizer sgd -> the engine's (Adam) default times this
@@ -119,6 +120,7 @@ class GenerationConfig:
     max_iterations: int = field(default=-1, metadata={"range": (1, None), "also": (-1,)})  # a cap on steps over the whole render; -1 = no cap (until the frames are done or you stop it)
     precision: str = field(default="auto", metadata={"choices": PRECISIONS, "fold": True})  # auto (bf16 or fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
     device: str = "auto"  # auto (cuda if present) | cpu | cuda | cuda:N
+    compile: str | bool | None = None  # optimized engines: off | on (torch.compile the decoder and CLIP's image tower; the first step compiles); null = off
     # Optimized engines only; null = the generator's default, resolved at load (Generator.defaults):
     iterations_first_frame: int | None = field(default=None, metadata={"range": (1, MAX_STEPS)})  # the first frame starts from noise: vqgan 200, pixels 100
     iterations_per_frame: int | None = field(default=None, metadata={"range": (1, MAX_STEPS)})  # later frames start from the previous one: vqgan 30, pixels 25 (10 fast)
@@ -302,7 +304,7 @@ MOVED_KEYS = {
 }
 
 #: generation.* keys only optimized engines read (a sampled engine given one is a ConfigError).
-OPTIMIZED_KEYS = ("iterations_first_frame", "iterations_per_frame", "lr", "optimizer", "reset_optimizer", "stability_weight", "objective")
+OPTIMIZED_KEYS = ("iterations_first_frame", "iterations_per_frame", "lr", "optimizer", "reset_optimizer", "stability_weight", "objective", "compile")
 
 
 def _check_moved(data: dict) -> None:
@@ -343,6 +345,12 @@ def _resolve_generation(c: GenerationConfig, raw: dict) -> GenerationConfig:
     c.lr = float(_or(c.lr, default_lr))
     c.stability_weight = float(_or(c.stability_weight, defaults["stability_weight"]))
     c.objective = _or(c.objective, engine.default_objective)
+    compile_ = _or(c.compile, "off")
+    if isinstance(compile_, bool):  # YAML 1.1 reads a bare on/off (and true/false) as a boolean
+        compile_ = "on" if compile_ else "off"
+    if str(compile_).lower() not in COMPILE_MODES:
+        raise ConfigError(f"generation.compile: {c.compile!r} is not allowed; use one of {', '.join(COMPILE_MODES)}{did_you_mean(str(compile_), COMPILE_MODES)}")
+    c.compile = str(compile_).lower()
     return c
 
 
@@ -564,12 +572,13 @@ def _full_dict(cfg: RenderConfig) -> dict:
 
 
 def frame_settings(cfg: RenderConfig) -> dict:
-    """The settings that change the frames (not output/post/device/max_iterations/where models live)."""
+    """The settings that change the frames (not output/post/device/max_iterations/compile/where models live)."""
     d = config_to_dict(cfg)
     for k in ("output", "post", "description"):
         d.pop(k, None)
-    for k in ("device", "max_iterations"):
+    for k in ("device", "max_iterations", "compile"):  # compile changes the last bits, as a thread count does
         d["generation"].pop(k, None)
+    d["generation"].get("vqgan", {}).pop("checkpoint", None)  # memory for time: the same frames, bit for bit
     for k in ("cache_dir", "download"):
         d["models"].pop(k, None)
     return json.loads(json.dumps(d, default=str))

@@ -32,6 +32,7 @@ class VQGANOptions:
     init: str = "codes"  # first frame without init_image: codes (random codebook entries) | noise (encoded noise)
     quantize: bool = True  # snap z to the codebook with a straight-through gradient, as VQGAN-CLIP does
     clamp: bool = True  # keep z inside the codebook's per-channel min..max after each step
+    checkpoint: bool = False  # recompute the decoder's blocks in backward: several times less activation memory, ~1 more decoder pass per step (large frames, small GPUs)
 
 
 INITS = ("codes", "noise")
@@ -101,6 +102,10 @@ class VQGANGenerator(Generator):
         self.options: VQGANOptions = ctx.options(self.name)
         if ctx.channels_last:
             self.model = model.to(memory_format=torch.channels_last)
+        if self.options.checkpoint:
+            from vqclip.production.speed import checkpoint_blocks
+
+            checkpoint_blocks(self.model.decoder)
         f = int(model.factor)
         self.grid = (math.ceil(ctx.height / f), math.ceil(ctx.width / f))
         self.canvas = (self.grid[0] * f, self.grid[1] * f)
