@@ -98,16 +98,22 @@ def compile_for_steps(generator, perceptors) -> list[str]:
     return done
 
 
-def checkpoint_blocks(decoder: nn.Module) -> int:
+def checkpoint_blocks(decoder: nn.Module, recompute_in=None) -> int:
     """Recompute each of the decoder's residual and attention blocks in backward instead of keeping its activations.
 
     A block then keeps only its input for backward, not its norms, swishes and convolution outputs, so
     the decoder's saved activations shrink several times (the full-resolution blocks dominate large
     frames) for about one more decoder forward per step. The gradient is the same, bit for bit on the CPU.
+    ``recompute_in`` (e.g. ``Precision.autocast``) makes the context the recompute runs in, in backward:
+    torch restores a real autocast's state there itself, but not an emulated one (the estimator's on meta).
     Returns how many blocks were wrapped.
     """
+    import contextlib
+
     from taming.modules.diffusionmodules.model import AttnBlock, ResnetBlock
-    from torch.utils.checkpoint import checkpoint
+    from torch.utils.checkpoint import checkpoint, noop_context_fn
+
+    context_fn = noop_context_fn if recompute_in is None else lambda: (contextlib.nullcontext(), recompute_in())
 
     count = 0
     for block in decoder.modules():
@@ -117,7 +123,7 @@ def checkpoint_blocks(decoder: nn.Module) -> int:
 
         def forward(*args, _eager=eager):
             if torch.is_grad_enabled():
-                return checkpoint(_eager, *args, use_reentrant=False)
+                return checkpoint(_eager, *args, use_reentrant=False, context_fn=context_fn)
             return _eager(*args)
 
         block.forward = forward

@@ -105,7 +105,7 @@ class VQGANGenerator(Generator):
         if self.options.checkpoint:
             from vqclip.production.speed import checkpoint_blocks
 
-            checkpoint_blocks(self.model.decoder)
+            checkpoint_blocks(self.model.decoder, ctx.precision.autocast if ctx.precision is not None else None)
         f = int(model.factor)
         self.grid = (math.ceil(ctx.height / f), math.ceil(ctx.width / f))
         self.canvas = (self.grid[0] * f, self.grid[1] * f)
