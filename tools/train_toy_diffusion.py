@@ -318,6 +318,24 @@ def _log_line(step: int, loss: float, lr: float, start: float) -> str:
     return f"step {step:5d}  loss {loss:.4f}  lr {lr:.2e}  {time.time() - start:.0f}s"
 
 
+def _train_loop(opt, cfg, loss_at, log, every: int, clip: list | None = None) -> None:
+    """The loop every stage shares: warm-up + cosine lr (times a group's "scale"), loss_at(step), backward,
+    an optional grad-norm clip to 1, the optimizer step, and a log line every ``every`` steps and at the end."""
+    start = time.time()
+    for step in range(cfg.steps):
+        lr = _lr(cfg.lr, step, cfg.steps, cfg.warmup)
+        for group in opt.param_groups:
+            group["lr"] = lr * group.get("scale", 1.0)
+        loss = loss_at(step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(clip, 1.0)
+        opt.step()
+        if step % every == 0 or step == cfg.steps - 1:
+            log(_log_line(step, loss.item(), lr, start))
+
+
 # ---------------------------------------------------------------- stage 1: VAE
 
 @dataclass
@@ -343,11 +361,8 @@ def train_vae(cfg: TrainVaeConfig, log=print):
         pool = torch.from_numpy(images)
         vae = build_vae().train()
         opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=0.0)
-        start = time.time()
-        for step in range(cfg.steps):
-            lr = _lr(cfg.lr, step, cfg.steps, cfg.warmup)
-            for group in opt.param_groups:
-                group["lr"] = lr
+
+        def loss_at(step):
             x = to_model(pool[torch.randint(0, len(pool), (cfg.batch_size,), generator=g)].numpy())
             if step < cfg.full_size_after * cfg.steps:
                 i, j = (int(v) for v in torch.randint(0, SIZE - cfg.crop + 1, (2,), generator=g))
@@ -355,12 +370,9 @@ def train_vae(cfg: TrainVaeConfig, log=print):
             posterior = vae.encode(x).latent_dist
             z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=g)
             rec = vae.decode(z).sample
-            loss = F.l1_loss(rec, x) + F.mse_loss(rec, x) + cfg.kl_weight * posterior.kl().mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if step % 100 == 0 or step == cfg.steps - 1:
-                log(_log_line(step, loss.item(), lr, start))
+            return F.l1_loss(rec, x) + F.mse_loss(rec, x) + cfg.kl_weight * posterior.kl().mean()
+
+        _train_loop(opt, cfg, loss_at, log, every=100)
         vae.eval().requires_grad_(False)
         # SD's convention: scale latents to unit variance for the UNet; the factor lives in the VAE config
         z = encode_latents(vae, images[:1024])
@@ -393,20 +405,14 @@ def finetune_decoder(cfg: TrainDecoderConfig, vae, log=print):
             p.requires_grad_(True)
         vae.decoder.train()
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-        start = time.time()
-        for step in range(cfg.steps):
-            lr = _lr(cfg.lr, step, cfg.steps, cfg.warmup)
-            for group in opt.param_groups:
-                group["lr"] = lr
+
+        def loss_at(step):
             idx = torch.randint(0, len(pool), (cfg.batch_size,), generator=g)
             x = to_model(pool[idx].numpy())
             rec = vae.decode(latents[idx]).sample
-            loss = F.l1_loss(rec, x) + F.mse_loss(rec, x)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if step % 50 == 0 or step == cfg.steps - 1:
-                log(_log_line(step, loss.item(), lr, start))
+            return F.l1_loss(rec, x) + F.mse_loss(rec, x)
+
+        _train_loop(opt, cfg, loss_at, log, every=50)
         return vae.eval().requires_grad_(False)
 
 
@@ -450,22 +456,15 @@ def train_sd(cfg: TrainSdConfig, vae, tokenizer, log=print, init: tuple | None =
         # the text encoder learns faster: from scratch, its words must separate before the UNet can use them
         groups = [{"params": list(unet.parameters()), "scale": 1.0}, {"params": list(text_encoder.parameters()), "scale": cfg.text_lr_scale}]
         opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=0.01)
-        start = time.time()
-        for step in range(cfg.steps):
-            lr = _lr(cfg.lr, step, cfg.steps, cfg.warmup)
-            for group in opt.param_groups:
-                group["lr"] = lr * group["scale"]
+
+        def loss_at(step):
             idx = torch.randint(0, len(latents), (cfg.batch_size,), generator=g)
             ids = torch.where(torch.rand(cfg.batch_size, generator=g) < cfg.uncond_p, 0, caption_id[idx])
             unique, inverse = torch.unique(ids, return_inverse=True)
             cond = text_encoder(tokens[unique]).last_hidden_state[inverse]
-            loss = _eps_loss(unet, latents[idx], cond, alphas, g, cfg.offset_noise)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            if step % 100 == 0 or step == cfg.steps - 1:
-                log(_log_line(step, loss.item(), lr, start))
+            return _eps_loss(unet, latents[idx], cond, alphas, g, cfg.offset_noise)
+
+        _train_loop(opt, cfg, loss_at, log, every=100, clip=params)
         return text_encoder.eval().requires_grad_(False), unet.eval().requires_grad_(False), scheduler
 
 
@@ -528,22 +527,15 @@ def train_motion(cfg: TrainMotionConfig, vae, text_encoder, tokenizer, unet, log
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
         alphas = build_scheduler().alphas_cumprod.float()
-        start = time.time()
-        for step in range(cfg.steps):
-            lr = _lr(cfg.lr, step, cfg.steps, cfg.warmup)
-            for group in opt.param_groups:
-                group["lr"] = lr
+
+        def loss_at(step):
             idx = torch.randint(0, cfg.n_clips, (cfg.batch_size,), generator=g)
             drop = torch.rand(cfg.batch_size, 1, generator=g) < cfg.uncond_p  # the whole clip loses its captions
             ids = torch.where(drop, 0, caption_id[idx]).flatten()
             # one caption per frame, frames of a clip adjacent: the layout AnimateDiffPipeline feeds the UNet
-            loss = _eps_loss(model, lat[idx], embeddings[ids], alphas, g, cfg.offset_noise)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            if step % 50 == 0 or step == cfg.steps - 1:
-                log(_log_line(step, loss.item(), lr, start))
+            return _eps_loss(model, lat[idx], embeddings[ids], alphas, g, cfg.offset_noise)
+
+        _train_loop(opt, cfg, loss_at, log, every=50, clip=params)
         return model.eval().requires_grad_(False)
 
 
