@@ -5,7 +5,9 @@ Everything here is seeded and small enough for 2 CPU cores; nothing touches the 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 
 import pytest
 import torch
@@ -37,6 +39,25 @@ def make_tiny_vqgan(kind: str = "vq", seed: int = 0, n_embed: int = 16):
 
     torch.manual_seed(seed)
     return build_vqgan({"ddconfig": TINY_DDCONFIG, "n_embed": n_embed, "embed_dim": 8, "kind": kind})
+
+
+@contextlib.contextmanager
+def local_http_server(handler, **state):
+    """A threaded HTTP server on 127.0.0.1 with ``handler``; ``state`` becomes its attributes, ``url`` its address."""
+    from http.server import ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    for name, value in state.items():
+        setattr(server, name, value)
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="session")

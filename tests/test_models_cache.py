@@ -10,13 +10,14 @@ import sys
 import textwrap
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
+from conftest import local_http_server
 from vqclip.errors import ConfigError, DownloadError, ModelError
 from vqclip.models import registry
 from vqclip.models.download import RemoteFile, fetch_file, file_state
@@ -58,15 +59,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.daemon_threads = True
-    srv.files, srv.requests = {}, []
-    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with local_http_server(_Handler, files={}, requests=[]) as srv:
+        yield srv
 
 
 @pytest.fixture

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import re
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from conftest import local_http_server
 from vqclip.errors import ConfigError, DownloadError, ModelError
 from vqclip.models import registry
 from vqclip.models.registry import (
@@ -61,14 +61,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def http_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.files, server.requests, server.truncated = {}, [], set()
-    server.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with local_http_server(_Handler, files={}, requests=[], truncated=set()) as server:
+        yield server
 
 
 @pytest.fixture
