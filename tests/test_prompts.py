@@ -84,6 +84,9 @@ def test_build_timeline_with_style_prompts_on_every_scene():
     cfg = PromptsConfig(texts="oil painting:0.5", scenes=[SceneConfig("a dog", "", 2), SceneConfig("a cat", "", 2)])
     tl = build_timeline(cfg, 4)
     assert [(p.text, w) for p, w in tl.prompts_at(1)] == [("oil painting", 1.0), ("a dog", 0.5), ("a cat", 0.5)]
+    assert tl.text_targets(1) == [("oil painting", 0.5), ("a dog", 0.5), ("a cat", 0.5)]  # scene blend x own weight
+    pushed = build_timeline(PromptsConfig(texts="a dog|blurry:-1"), 2)
+    assert pushed.text_targets(0) == [("a dog", 1.0)]  # what a frame is pushed away from is not what it should show
     plain = build_timeline(PromptsConfig(texts="a dog"), 5)
     assert plain.total_frames == 5 and plain.weights(4) == [(0, 1.0)]
 

@@ -62,11 +62,7 @@ def _timeline_prompts(settings: Path, n: int) -> tuple[list[list[tuple[str, floa
 
     cfg = load_config(settings)
     timeline = build_timeline(cfg.prompts, max(n, cfg.animation.frames))
-    prompts = []
-    for f in range(n):
-        # text prompts only, weighted by scene blend x own weight; pushed-away prompts (weight <= 0) are not targets
-        items = [(p.text, w * p.weight) for p, w in timeline.prompts_at(f) if not p.is_image and p.weight > 0]
-        prompts.append(items)
+    prompts = [timeline.text_targets(f) for f in range(n)]  # text prompts by weight; pushed-away ones are not targets
     starts, start = [], 0
     for scene in timeline.scenes[:-1]:
         start += scene.frames

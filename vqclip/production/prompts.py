@@ -158,6 +158,10 @@ class Timeline:
                 out.append((p, w))
         return out
 
+    def text_targets(self, frame: int) -> list[tuple[str, float]]:
+        """The text prompts ``frame`` should show, weighted by scene blend x own weight (pushed-away ones left out)."""
+        return [(p.text, w * p.weight) for p, w in self.prompts_at(frame) if not p.is_image and p.weight > 0]
+
     def describe(self, frame: int) -> str:
         """The prompts acting on ``frame`` as one line, for PNG metadata and progress."""
         return " | ".join(f"{p}" + (f" (x{w:.2f})" if w != 1.0 else "") for p, w in self.prompts_at(frame))

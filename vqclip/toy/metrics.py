@@ -149,6 +149,6 @@ def frame_prompts(timeline, frames: int) -> list[str]:
     """Each frame's heaviest text prompt in a render's prompt timeline (the one a frame should show)."""
     out = []
     for f in range(frames):
-        texts = [(w * p.weight, p.text) for p, w in timeline.prompts_at(f) if not p.is_image and p.weight > 0]
-        out.append(max(texts, key=lambda t: t[0])[1] if texts else "")
+        texts = timeline.text_targets(f)
+        out.append(max(texts, key=lambda t: t[1])[0] if texts else "")
     return out
