@@ -3,6 +3,8 @@ taken, the same gradient as eager, and a compiled bf16 render whose frames the t
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -125,8 +127,6 @@ def _saved_bytes(fn) -> int:
 
 def test_checkpointed_decoder_same_gradient_less_saved_memory():
     """generation.vqgan.checkpoint: the toy VQGAN's gradient to z is unchanged, bit for bit, and it keeps far less for backward."""
-    import copy
-
     from vqclip.models.registry import resolve_model
     from vqclip.models.vqgan import load_vqgan
 
@@ -159,17 +159,35 @@ def test_checkpoint_option_reaches_the_generator_and_keeps_the_frame_hash():
         load_config(TOY, ["generation.vqgan.checkpoint=sometimes"])
 
 
-def test_broadcast_upsample_same_values_same_gradient():
-    """The compile path's nearest-2x: the decoder's output is bit for bit the same, its gradient the same to rounding."""
-    import copy
+def test_upsample_conv_as_one_transposed_conv_is_the_same_function():
+    """Nearest-2x + 3x3 conv == one stride-2 transposed conv (float64: to rounding), odd sizes and no bias included."""
+    from taming.modules.diffusionmodules.model import Upsample
 
+    torch.manual_seed(0)
+    for shape, bias in (((2, 5, 7, 6), True), ((1, 4, 3, 9), False)):
+        conv = nn.Conv2d(shape[1], 3, 3, padding=1, bias=bias).double()
+        x = torch.randn(*shape, dtype=torch.float64)
+        expected = conv(torch.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest"))
+        torch.testing.assert_close(speed.upsample_conv_transposed(x, conv), expected, rtol=1e-12, atol=1e-12)
+    plain = Upsample(4, with_conv=False)  # resamp_with_conv: false gets the broadcast: the very same values
+    assert speed.fuse_upsample_convs(nn.Sequential(plain)) == 1
+    x = torch.randn(1, 4, 5, 3)
+    assert torch.equal(plain(x), torch.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+def test_fused_upsample_decoder_and_where_the_generator_uses_it():
+    """The toy decoder with fused upsampling: its output and gradient agree with taming's; the generator fuses
+    only where a step is not the bit-pinned fp32 eager one (bf16 or compile on)."""
     from vqclip.models.registry import resolve_model
     from vqclip.models.vqgan import load_vqgan
+    from vqclip.production.engines.base import EngineContext
+    from vqclip.production.generators.vqgan import VQGANGenerator
+    from vqclip.production.precision import Precision
 
     config, ckpt = resolve_model("toy", "vqgan").paths
     model = load_vqgan(config, ckpt, device="cpu").requires_grad_(False)
     other = copy.deepcopy(model)
-    assert speed.upsample_as_broadcast(other.decoder) == 2  # the toy decoder upsamples f4: twice
+    assert speed.fuse_upsample_convs(other.decoder) == 2  # the toy decoder upsamples f4: twice
     z0 = torch.randn(1, model.embed_dim, 8, 12)
     grads = []
     for m in (model, other):
@@ -177,8 +195,38 @@ def test_broadcast_upsample_same_values_same_gradient():
         out = m.decode(z)
         out.square().mean().backward()
         grads.append((out.detach(), z.grad))
-    assert torch.equal(grads[0][0], grads[1][0])
-    torch.testing.assert_close(grads[1][1], grads[0][1], rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(grads[1][0], grads[0][0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grads[1][1], grads[0][1], rtol=1e-4, atol=1e-7)
+
+    cpu = torch.device("cpu")
+    fp32, bf16 = Precision("fp32", cpu, None, None), Precision("bf16", cpu, torch.bfloat16, None)
+    for overrides, precision, fused in (([], fp32, False), (["generation.compile=on"], fp32, True), ([], bf16, True)):
+        cfg = load_config(TOY, overrides)
+        ctx = EngineContext(cfg, cpu, 64, 64, False, precision=precision)
+        generator = VQGANGenerator(ctx, copy.deepcopy(model))
+        ups = [b for b in generator.model.decoder.modules() if type(b).__name__ == "Upsample"]
+        assert all(("forward" in vars(b)) == fused for b in ups), overrides
+
+
+def test_seq_first_attention_is_the_same_attention():
+    """The wrapper around batch-first attention: same outputs, weights and input gradients, self and cross attention."""
+    torch.manual_seed(0)
+    attention = nn.MultiheadAttention(16, 4, batch_first=True).eval()
+    wrapped = nn.Sequential(copy.deepcopy(attention))
+    assert speed.seq_first_attention(wrapped) == 1
+    assert speed.seq_first_attention(wrapped) == 0  # already sequence-first inside: not wrapped twice
+    x0, memory = torch.randn(3, 7, 16), torch.randn(3, 5, 16)
+    for kv in (None, memory):
+        outs = []
+        for m in (attention, wrapped[0]):
+            x = x0.clone().requires_grad_(True)
+            k = x if kv is None else kv
+            out, weights = m(x, k, k, need_weights=True)
+            out.square().sum().backward()
+            outs.append((out.detach(), weights.detach(), x.grad))
+        for a, b in zip(*outs):
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+    assert list(wrapped[0].state_dict()) == list(attention.state_dict())
 
 
 def test_checkpointing_is_estimated_under_half_precision_and_renders_under_bf16(tmp_path):
