@@ -95,6 +95,7 @@ def build_case(name: str, precision_name: str, device_name: str, compile_mode: s
     from vqclip.production.objectives import get_objective
     from vqclip.production.precision import resolve_device, resolve_precision
     from vqclip.production.prompts import Prompt, PromptBank, Scene, Timeline
+    from vqclip.production.speed import speed_up_perceptors
     from vqclip.production.step import make_optimizer, step
     from vqclip.settings.render import load_config
 
@@ -154,6 +155,7 @@ def build_case(name: str, precision_name: str, device_name: str, compile_mode: s
         generator = VQGANGenerator(ctx, model, str(case.get("vqgan", "toy")))
     if precision.channels_last:
         perceptor.to(memory_format=torch.channels_last)
+    speed_up_perceptors([perceptor], precision, compile_mode)  # as the render does
     bank = PromptBank.build(timeline, [perceptor], [1.0], device)
     objective = get_objective(cfg.generation.objective).build(ctx, [perceptor], bank)
     if cfg.generation.compile == "on":  # as the render does it: the decoder and CLIP's image tower

@@ -229,6 +229,42 @@ def test_seq_first_attention_is_the_same_attention():
     assert list(wrapped[0].state_dict()) == list(attention.state_dict())
 
 
+def test_patch_embedding_as_matmul_is_the_same_convolution():
+    torch.manual_seed(0)
+    for bias, size in ((False, (2, 3, 16, 12)), (True, (1, 3, 18, 13))):  # the second does not divide: conv floors
+        conv = nn.Conv2d(3, 5, 4, stride=4, bias=bias).double()
+        x = torch.randn(*size, dtype=torch.float64)
+        torch.testing.assert_close(speed.patches_as_matmul(x, conv), conv(x), rtol=1e-12, atol=1e-12)
+    tower = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 2, stride=2), nn.Conv2d(4, 4, 1), nn.Conv2d(4, 4, 3, stride=2))
+    assert speed.fuse_patch_embedding(tower) == 1  # only the non-overlapping 2x2 / stride 2 one
+    x = torch.randn(1, 3, 8, 8, requires_grad=True)
+    tower(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_math_attention_and_which_perceptors_get_the_rewrites():
+    """Short attention on the CPU runs with SDPA's math backend inside the tower only; fp32 eager keeps the tower as is."""
+    from vqclip.models.clip import load_perceptor
+    from vqclip.production.precision import Precision
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            return torch.backends.cuda.flash_sdp_enabled()  # the backend flags sdpa_kernel sets (CPU too)
+
+    probe = speed.math_attention(Probe())
+    assert probe(None) is False and torch.backends.cuda.flash_sdp_enabled()
+
+    cpu = torch.device("cpu")
+    fp32, bf16 = Precision("fp32", cpu, None, None), Precision("bf16", cpu, torch.bfloat16, None)
+    for precision, mode, changed in ((fp32, "off", False), (fp32, "on", True), (bf16, "off", True)):
+        p = load_perceptor("toy", device="cpu").requires_grad_(False)
+        x = torch.rand(2, 3, p.input_size, p.input_size)
+        before = p.encode_image(x)
+        speed.speed_up_perceptors([p], precision, mode)
+        assert ("forward" in vars(p.model.visual)) == changed  # the toy tower attends over 5 tokens: math
+        torch.testing.assert_close(p.encode_image(x), before, rtol=1e-5, atol=1e-5)
+
+
 def test_checkpointing_is_estimated_under_half_precision_and_renders_under_bf16(tmp_path):
     """The estimator prices a checkpointed decoder under emulated fp16 (its recompute runs in backward), and
     a real CPU render with bf16 autocast + checkpointing runs its recompute under the same autocast."""

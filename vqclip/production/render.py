@@ -122,6 +122,7 @@ def _optimize_frames(run: RunFolder, ctx, emit) -> tuple[str, int, list[float]]:
     from vqclip.production.objectives import get_objective
     from vqclip.production.prompts import PromptBank, load_image01
     from vqclip.production.resume import restore_rng
+    from vqclip.production.speed import speed_up_perceptors
     from vqclip.production.step import make_optimizer, step
 
     cfg, gen, state, precision = run.cfg, run.cfg.generation, run.state, ctx.precision
@@ -129,6 +130,7 @@ def _optimize_frames(run: RunFolder, ctx, emit) -> tuple[str, int, list[float]]:
     # a. Models: the generator first (building it draws from the seeded RNG), then the perceptors.
     generator = get_engine(gen.engine).build(ctx)
     perceptors = _load_perceptors(cfg, ctx.device, ctx.callback)
+    speed_up_perceptors(perceptors, precision, gen.compile)
     bank = PromptBank.build(ctx.timeline, perceptors, [p.weight for p in cfg.models.clip], ctx.device)
     objective = get_objective(gen.objective).build(ctx, perceptors, bank)
     if gen.compile == "on":  # the first step compiles; inductor's on-disk cache makes a second render's cheap

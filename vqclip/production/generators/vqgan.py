@@ -102,11 +102,9 @@ class VQGANGenerator(Generator):
         self.options: VQGANOptions = ctx.options(self.name)
         if ctx.channels_last:
             self.model = model.to(memory_format=torch.channels_last)
-        precision = ctx.precision
-        if precision is not None and (precision.dtype is not None or ctx.config.generation.compile == "on"):
-            # Not the bit-pinned fp32 eager step: the upsample convolutions may change the last bits.
-            from vqclip.production.speed import fuse_upsample_convs
+        from vqclip.production.speed import fuse_upsample_convs, off_pinned_path
 
+        if off_pinned_path(ctx.precision, ctx.config.generation.compile):  # may change the last bits
             fuse_upsample_convs(self.model.decoder)
         if self.options.checkpoint:
             from vqclip.production.speed import checkpoint_blocks
