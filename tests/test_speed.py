@@ -233,8 +233,15 @@ def test_patch_embedding_as_matmul_is_the_same_convolution():
     torch.manual_seed(0)
     for bias, size in ((False, (2, 3, 16, 12)), (True, (1, 3, 18, 13))):  # the second does not divide: conv floors
         conv = nn.Conv2d(3, 5, 4, stride=4, bias=bias).double()
-        x = torch.randn(*size, dtype=torch.float64)
-        torch.testing.assert_close(speed.patches_as_matmul(x, conv), conv(x), rtol=1e-12, atol=1e-12)
+        x0 = torch.randn(*size, dtype=torch.float64)
+        results = []
+        for fn in (conv, lambda x: speed.patches_as_matmul(x, conv)):
+            x = x0.clone().requires_grad_(True)
+            out = fn(x)
+            out.square().sum().backward()
+            results.append((out.detach(), x.grad))
+        for a, b in zip(*results):
+            torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
     tower = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 2, stride=2), nn.Conv2d(4, 4, 1), nn.Conv2d(4, 4, 3, stride=2))
     assert speed.fuse_patch_embedding(tower) == 1  # only the non-overlapping 2x2 / stride 2 one
     x = torch.randn(1, 3, 8, 8, requires_grad=True)
@@ -258,11 +265,19 @@ def test_math_attention_and_which_perceptors_get_the_rewrites():
     fp32, bf16 = Precision("fp32", cpu, None, None), Precision("bf16", cpu, torch.bfloat16, None)
     for precision, mode, changed in ((fp32, "off", False), (fp32, "on", True), (bf16, "off", True)):
         p = load_perceptor("toy", device="cpu").requires_grad_(False)
-        x = torch.rand(2, 3, p.input_size, p.input_size)
-        before = p.encode_image(x)
+        x0 = torch.rand(2, 3, p.input_size, p.input_size)
+
+        def encode():
+            x = x0.clone().requires_grad_(True)
+            out = p.encode_image(x)
+            out.square().sum().backward()
+            return out.detach(), x.grad
+
+        before = encode()
         speed.speed_up_perceptors([p], precision, mode)
         assert ("forward" in vars(p.model.visual)) == changed  # the toy tower attends over 5 tokens: math
-        torch.testing.assert_close(p.encode_image(x), before, rtol=1e-5, atol=1e-5)
+        for a, b in zip(before, encode()):
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
 
 
 def test_checkpointing_is_estimated_under_half_precision_and_renders_under_bf16(tmp_path):

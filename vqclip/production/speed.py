@@ -1,5 +1,5 @@
 """Speed and memory levers of an optimized render that keep the algorithm: ``torch.compile``, activation
-checkpointing, the decoder's upsampling as one transposed convolution.
+checkpointing, and exact rewrites of a few operations that run slowly as written.
 
 ``generation.compile: on`` compiles the VQGAN decoder and each CLIP perceptor's image tower with
 inductor (the cutouts and kornia augmentations draw new random shapes every step and stay eager). Only
@@ -12,10 +12,18 @@ too. On the CPU the decoder keeps NCHW (from profiling the compiled step). It is
 default: on the toy default render it does not pay within one render while the cache is cold (README,
 "Mixed precision and speed").
 
-Wherever a step is not the bit-pinned fp32 eager one (``precision`` fp16/bf16, or ``compile: on``), the
-VQGAN generator runs each nearest-2x upsample + 3x3 convolution of the decoder as one stride-2 transposed
-convolution (:func:`fuse_upsample_convs`): the same function with 16/36 of the work and a 4x smaller saved
-input.
+The rewrites compute the same function in another order, so they change the last bits: they are made
+only where a step is not the bit-pinned fp32 eager one (:func:`off_pinned_path`: ``precision`` fp16/bf16,
+or ``compile: on``). Each came from a profile of the benchmark's step (``benchmarks/side_by_side.py``):
+
+- the decoder's nearest-2x upsample + 3x3 convolution as one stride-2 transposed convolution
+  (:func:`fuse_upsample_convs`, done by the VQGAN generator): 16/36 of the work, a 4x smaller saved input;
+- a CLIP image tower's batch-first attention fed a contiguous sequence-first input
+  (:func:`seq_first_attention`): with gradients and autocast or inductor, the projection of the strided
+  view copied its weight once per token;
+- a ViT's patch embedding as one matrix product (:func:`fuse_patch_embedding`): oneDNN's input gradient
+  of a stride-32 convolution is slow;
+- on the CPU, attention over few tokens with SDPA's math backend (:func:`math_attention`).
 """
 
 from __future__ import annotations
