@@ -44,6 +44,7 @@ def build(args):
     from vqclip.production.objectives import get_objective
     from vqclip.production.precision import resolve_device, resolve_precision
     from vqclip.production.prompts import Prompt, PromptBank, Scene, Timeline
+    from vqclip.production.speed import speed_up_perceptors
     from vqclip.production.step import make_optimizer
     from vqclip.settings.render import load_config
 
@@ -75,6 +76,7 @@ def build(args):
     if precision.channels_last:
         for p in perceptors:
             p.to(memory_format=torch.channels_last)
+    speed_up_perceptors(perceptors, precision, cfg.generation.compile)  # as the render does
     bank = PromptBank.build(timeline, perceptors, [1.0] * len(perceptors), device)
     objective = get_objective(cfg.generation.objective).build(ctx, perceptors, bank)
     generator.start(None)
