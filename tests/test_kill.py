@@ -27,8 +27,34 @@ def _pixels(folder):
     return [np.asarray(Image.open(p)) for p in sorted((folder / "frames").glob("*.png"))]
 
 
+@pytest.fixture
+def default_handlers():
+    """SIGTERM and SIGHUP at their defaults during a test, whatever started pytest (nohup ignores SIGHUP)."""
+    before = {sig: signal.signal(sig, signal.SIG_DFL) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    yield
+    for sig, handler in before.items():
+        signal.signal(sig, handler)
+
+
+def test_a_signal_ignored_at_the_start_stays_ignored():
+    """Under nohup SIGHUP is ignored so the render outlives its terminal: it must not stop the render."""
+    from vqclip.production.run import StopOnSigint
+
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with StopOnSigint() as stop:
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.05)
+            assert not stop.requested
+            assert signal.getsignal(signal.SIGTERM) == stop._handler  # the others are still caught
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
-def test_sigterm_and_sighup_save_state_like_ctrl_c(echo, tmp_path, sig):
+def test_sigterm_and_sighup_save_state_like_ctrl_c(echo, tmp_path, sig, default_handlers):
     whole = render(echo, tmp_path / "whole")
 
     def send(e):

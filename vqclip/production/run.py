@@ -333,7 +333,8 @@ class StopOnSigint:
     """Turn the first Ctrl-C, SIGTERM or SIGHUP into a request to stop at the next step (state gets saved); a second one raises.
 
     SIGTERM is what ``kill``, Colab's runtime restart and job schedulers send; SIGHUP comes when the terminal
-    closes: both deserve the same saved state as Ctrl-C.
+    closes: both deserve the same saved state as Ctrl-C. A signal that is ignored when the render starts stays
+    ignored: ``nohup`` ignores SIGHUP so a render outlives its terminal, and a shell's background job ignores Ctrl-C.
     """
 
     SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
@@ -352,6 +353,8 @@ class StopOnSigint:
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             for sig in self.SIGNALS:
+                if signal.getsignal(sig) is signal.SIG_IGN:
+                    continue  # the caller asked for it to be ignored (nohup, a background job)
                 self._previous[sig] = signal.signal(sig, self._handler)
         return self
 
