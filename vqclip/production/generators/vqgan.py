@@ -102,13 +102,11 @@ class VQGANGenerator(Generator):
         self.options: VQGANOptions = ctx.options(self.name)
         if ctx.channels_last:
             self.model = model.to(memory_format=torch.channels_last)
-        from vqclip.production.speed import fuse_upsample_convs, off_pinned_path
+        from vqclip.production.speed import checkpoint_blocks, fuse_upsample_convs, off_pinned_path
 
         if off_pinned_path(ctx.precision, ctx.config.generation.compile):  # may change the last bits
             fuse_upsample_convs(self.model.decoder)
         if self.options.checkpoint:
-            from vqclip.production.speed import checkpoint_blocks
-
             checkpoint_blocks(self.model.decoder, ctx.precision.autocast if ctx.precision is not None else None)
         f = int(model.factor)
         self.grid = (math.ceil(ctx.height / f), math.ceil(ctx.width / f))
